@@ -1,0 +1,64 @@
+"""The ``rtml`` command line.
+
+Each command is a thin shell around ``ml``: it parses options, calls the
+framework and prints. Problems a user can fix arrive as :class:`ml.errors.RtmlError`
+and are printed as one ``Error:`` line (plus a hint) with exit code 2.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from ml import __version__
+from ml.errors import RtmlError
+
+
+class UserError(click.ClickException):
+    """How click shows an RtmlError: ``Error: <what, where> (<how to fix>)``, exit code 2."""
+
+    exit_code = RtmlError.exit_code
+
+
+class RtmlGroup(click.Group):
+    """A click group that turns RtmlError into a one-line message instead of a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except RtmlError as exc:
+            raise UserError(str(exc)) from exc
+
+
+@click.group(cls=RtmlGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="rtml")
+def cli() -> None:
+    """rtml: from a JSON model config to real-time predictions.
+
+    Describe a tabular model as a JSON config plus a small Python subclass; rtml
+    pulls the training data (Postgres, Snowflake or an embedded SQLite/DuckDB
+    database), trains it with XGBoost or Vowpal Wabbit, tracks and promotes it
+    in MLflow, and serves ranked predictions over HTTP.
+
+    \b
+    Start here:
+      rtml demo         build the demo marketplace and run the main job on it
+      rtml demo-data    (re)generate the demo lending-marketplace tables
+
+    Every command explains itself with --help. Errors you can fix exit with code 2.
+    """
+
+
+def _register_commands() -> None:
+    from entrypoints.demo import demo, demo_data
+
+    cli.add_command(demo_data)
+    cli.add_command(demo)
+
+
+_register_commands()
+
+
+def main() -> None:
+    cli(prog_name="rtml")
