@@ -45,16 +45,19 @@ def cli() -> None:
     Start here:
       rtml demo         build the demo marketplace and run the main job on it
       rtml demo-data    (re)generate the demo lending-marketplace tables
+      rtml config       validate and show model configs (configs/<model>/<version>.json)
 
     Every command explains itself with --help. Errors you can fix exit with code 2.
     """
 
 
 def _register_commands() -> None:
+    from entrypoints.config_cmd import config_group
     from entrypoints.demo import demo, demo_data
 
     cli.add_command(demo_data)
     cli.add_command(demo)
+    cli.add_command(config_group)
 
 
 _register_commands()

@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from pathlib import Path
 
 import click
 
-from ml.data.urls import parse_db_url
+from ml.config import load_model_config
+from ml.data.urls import create_engine, parse_db_url
 from ml.demo import DemoResult, DemoSpec, load_demo_data, verify_demo_data
 from ml.demo.generator import DEFAULT_END_DATE
+from ml.demo.queries import applications_in_window
 from ml.errors import RtmlError
+from ml.features import FeaturePipeline, vw_lines, xgboost_layout
+from ml.features.fitted import CategoricalState, FeatureState
 
 DEFAULT_DB = "sqlite:///var/demo.db"
+DEMO_MODEL = "lender_match"
 
 
 def _parse_date(_ctx: click.Context, _param: click.Parameter, value: str) -> date:
@@ -137,14 +143,58 @@ def _verify(url: object) -> None:
 
 @click.command("demo")
 @db_option
+@click.option(
+    "--configs-dir",
+    default="configs",
+    show_default=True,
+    envvar="RTML_CONFIGS_DIR",
+    help="Folder holding <model>/<version>.json. Env: RTML_CONFIGS_DIR.",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
-def demo(db: str, quiet: bool) -> None:
+def demo(db: str, configs_dir: str, quiet: bool) -> None:
     """Run the main job end to end on the embedded demo database.
 
-    What `make demo` runs. Today: generate (or reuse) the demo marketplace data.
-    Training, registering, promoting and serving join as they land.
+    What `make demo` runs. Today: generate (or reuse) the demo marketplace data,
+    validate the lender_match config and fit its feature pipeline on the training
+    window. Training, registering, promoting and serving join as they land.
     """
     click.echo("== 1. Demo data")
-    result = load_demo_data(parse_db_url(db), DemoSpec(), progress=not quiet)
+    url = parse_db_url(db)
+    result = load_demo_data(url, DemoSpec(), progress=not quiet)
     _print_result(result)
-    click.echo("\nNext: the model config and training steps are not built yet; see README.md.")
+
+    click.echo("\n== 2. Model config and feature pipeline")
+    config = load_model_config(DEMO_MODEL, root=Path(configs_dir))
+    train_window = config.windows.train
+    assert train_window is not None, "the demo config uses absolute windows"
+    engine = create_engine(url)
+    try:
+        train = applications_in_window(engine, train_window.start, train_window.end)
+    finally:
+        engine.dispose()
+    fitted = FeaturePipeline(config).fit(train)
+    names, _ = xgboost_layout(fitted)
+    click.echo(
+        f"{config.name}: {len(config.features)} features, {len(config.crosses)} crosses; "
+        f"fitted on {len(train):,} applications from {train_window.start} to {train_window.end}"
+    )
+    for state in fitted.features:
+        click.echo(f"  {_describe_state(state)}")
+    lines = vw_lines(fitted, train.iloc[:1], labels=train["approved"].iloc[:1])
+    click.echo(f"XGBoost matrix: {len(names)} columns; a VW example:\n  {lines[0].as_py()}")
+    click.echo("\nNext: training, registry and serving land with their issues; see README.md.")
+
+
+def _describe_state(state: FeatureState) -> str:
+    if isinstance(state, CategoricalState):
+        learned = f"{len(state.levels)} levels" + (
+            f", default {state.default!r}" if state.default else ""
+        )
+    else:
+        learned = "no default" if state.default is None else f"default {state.default:,.6g}"
+        if state.edges is not None:
+            learned += (
+                f", {len(state.edges) + 1} buckets, edges {[round(e, 4) for e in state.edges]}"
+            )
+    only = " (cross-only)" if state.cross_only else ""
+    return f"{state.name:<22} {state.kind:<11} {learned}{only}"

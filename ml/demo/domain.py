@@ -48,14 +48,58 @@ HIGH_RISK_INDUSTRIES = frozenset(name for name, ind in INDUSTRIES.items() if ind
 
 # Roughly proportional to the number of small businesses per state.
 STATES: dict[str, float] = {
-    "CA": 12, "TX": 9, "FL": 7, "NY": 6, "PA": 4, "IL": 4, "OH": 3.5, "GA": 3.3, "NC": 3.2,
-    "MI": 3, "NJ": 2.8, "VA": 2.6, "WA": 2.3, "AZ": 2.2, "MA": 2.1, "TN": 2.1, "IN": 2,
-    "MD": 1.8, "MO": 1.8, "WI": 1.8, "CO": 1.8, "MN": 1.7, "SC": 1.6, "AL": 1.5, "LA": 1.4,
-    "KY": 1.3, "OR": 1.3, "OK": 1.2, "CT": 1.1, "UT": 1, "IA": 0.95, "NV": 0.95, "AR": 0.9,
-    "MS": 0.9, "KS": 0.9, "NM": 0.6, "NE": 0.6, "ID": 0.6, "WV": 0.5, "HI": 0.4, "NH": 0.4,
-    "ME": 0.4, "RI": 0.3, "MT": 0.3, "DE": 0.3, "SD": 0.27, "ND": 0.23, "AK": 0.22,
-    "DC": 0.2, "VT": 0.2, "WY": 0.17,
-}  # fmt: skip
+    "CA": 12,
+    "TX": 9,
+    "FL": 7,
+    "NY": 6,
+    "PA": 4,
+    "IL": 4,
+    "OH": 3.5,
+    "GA": 3.3,
+    "NC": 3.2,
+    "MI": 3,
+    "NJ": 2.8,
+    "VA": 2.6,
+    "WA": 2.3,
+    "AZ": 2.2,
+    "MA": 2.1,
+    "TN": 2.1,
+    "IN": 2,
+    "MD": 1.8,
+    "MO": 1.8,
+    "WI": 1.8,
+    "CO": 1.8,
+    "MN": 1.7,
+    "SC": 1.6,
+    "AL": 1.5,
+    "LA": 1.4,
+    "KY": 1.3,
+    "OR": 1.3,
+    "OK": 1.2,
+    "CT": 1.1,
+    "UT": 1,
+    "IA": 0.95,
+    "NV": 0.95,
+    "AR": 0.9,
+    "MS": 0.9,
+    "KS": 0.9,
+    "NM": 0.6,
+    "NE": 0.6,
+    "ID": 0.6,
+    "WV": 0.5,
+    "HI": 0.4,
+    "NH": 0.4,
+    "ME": 0.4,
+    "RI": 0.3,
+    "MT": 0.3,
+    "DE": 0.3,
+    "SD": 0.27,
+    "ND": 0.23,
+    "AK": 0.22,
+    "DC": 0.2,
+    "VT": 0.2,
+    "WY": 0.17,
+}
 
 
 class ProductType(NamedTuple):
@@ -77,6 +121,14 @@ PRODUCT_TYPES: dict[str, ProductType] = {
     "invoice_factoring": ProductType(1.5, 550, 120e3, 6, 1e6, 0.4, 0.6),
 }
 
-LENDER_PREFIXES = ("Harbor", "Summit", "Keystone", "Pioneer", "Bluebird", "Granite", "Lighthouse",
-                   "Meridian")  # fmt: skip
+LENDER_PREFIXES = (
+    "Harbor",
+    "Summit",
+    "Keystone",
+    "Pioneer",
+    "Bluebird",
+    "Granite",
+    "Lighthouse",
+    "Meridian",
+)
 LENDER_SUFFIXES = ("Capital", "Funding", "Lending", "Finance", "Credit")

@@ -20,10 +20,26 @@ def test_mlflow_run_demo_data_entry_point(tmp_path: Path) -> None:
     bin_dir = str(Path(sys.executable).parent)
     env = {**os.environ, "MLFLOW_TRACKING_URI": tracking, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
     done = subprocess.run(
-        [f"{bin_dir}/mlflow", "run", str(ROOT), "-e", "demo_data", "--env-manager", "local",
-         "-P", f"db=sqlite:///{tmp_path}/demo.db", "-P", "businesses=200", "-P", "seed=5"],
-        env=env, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+        [
+            f"{bin_dir}/mlflow",
+            "run",
+            str(ROOT),
+            "-e",
+            "demo_data",
+            "--env-manager",
+            "local",
+            "-P",
+            f"db=sqlite:///{tmp_path}/demo.db",
+            "-P",
+            "businesses=200",
+            "-P",
+            "seed=5",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "Wrote demo data" in done.stdout
     mlflow.set_tracking_uri(tracking)

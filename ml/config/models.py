@@ -1,0 +1,212 @@
+"""The model config: pydantic models of ``configs/<model>/<version>.json``.
+
+Every field carries a description; ``rtml config schema`` turns these models into
+``configs/schema.json``. Single-field rules (types, ranges, unknown keys) live
+here; rules that relate fields to each other live in :mod:`ml.config.checks`, so
+each problem can be reported at its own JSON path.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+
+CONFIG_VERSION = 1
+LEARNED_NUMERIC = ("min", "max", "median", "mean")
+LEARNED_CATEGORICAL = ("mode",)
+NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
+
+
+class StrictModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+def _number_string_or_null(value: Any) -> Any:
+    # Checked up front so a wrong type is one clear error, not one per union member.
+    if (
+        value is None
+        or isinstance(value, str)
+        or (isinstance(value, int | float) and not isinstance(value, bool))
+    ):
+        return value
+    raise ValueError(f"expected a number, a string or null, found {value!r}")
+
+
+DefaultValue = Annotated[float | str | None, BeforeValidator(_number_string_or_null)]
+
+
+class Buckets(StrictModel):
+    """Bucket boundaries, given or learned; give exactly one of ``edges`` and ``quantiles``."""
+
+    edges: list[float] | None = Field(
+        None,
+        description="Explicit, strictly increasing boundaries. Value v falls in bucket i when "
+        "edges[i-1] <= v < edges[i]; below the first edge is bucket 0.",
+    )
+    quantiles: int | None = Field(
+        None,
+        ge=2,
+        le=1000,
+        description="Learn boundaries at this many quantiles of the training window "
+        "(duplicates collapse, so skewed columns may get fewer buckets).",
+    )
+
+
+class Feature(StrictModel):
+    """One model input, computed from one raw column."""
+
+    name: str = Field(pattern=NAME_PATTERN, description="Feature name, unique in the config.")
+    column: str | None = Field(
+        None, description="Raw column the feature reads; defaults to the feature's name."
+    )
+    type: Literal["numeric", "categorical"] = Field(description="How the raw values are read.")
+    default: DefaultValue = Field(
+        None,
+        description="Value used where the raw value is missing. A constant, or a statistic "
+        "learned from the training window: 'min', 'max', 'median', 'mean' (numeric) or "
+        "'mode' (categorical). null keeps missing values missing (NaN for XGBoost, absent "
+        "for VW; a categorical gets its own '__missing__' level).",
+    )
+    buckets: Buckets | None = Field(
+        None, description="Numeric only: replace the value by its bucket (one indicator each)."
+    )
+    cross_only: bool = Field(
+        False,
+        description="Use the feature only inside crosses, never on its own (no linear weight "
+        "in VW, no column of its own for XGBoost).",
+    )
+    namespace: str | None = Field(
+        None,
+        description="VW namespace of the feature. Namespaces are told apart by their first "
+        "letter. Defaults to 'n' for numeric and 'c' for categorical features.",
+    )
+    max_levels: int = Field(
+        1000,
+        ge=1,
+        description="Categorical only: keep at most this many of the most frequent training "
+        "levels; the rest become 'other'.",
+    )
+    min_count: int = Field(
+        1, ge=1, description="Categorical only: levels seen fewer times in training are 'other'."
+    )
+
+    @property
+    def source_column(self) -> str:
+        return self.column or self.name
+
+
+class Cross(StrictModel):
+    """A quadratic feature: the product of two features.
+
+    numeric x numeric gives their product; a bucketed or categorical side gives one
+    indicator per pair of levels seen in training (numeric x categorical: the
+    numeric value per level).
+    """
+
+    features: list[str] = Field(
+        min_length=2, max_length=2, description="The names of the two features to cross."
+    )
+    name: str | None = Field(
+        None, pattern=NAME_PATTERN, description="Name of the cross; defaults to 'a_x_b'."
+    )
+    namespace: str = Field("x", description="VW namespace the crossed features are written to.")
+    max_levels: int = Field(
+        10_000, ge=1, description="Keep at most this many of the most frequent training pairs."
+    )
+
+    @property
+    def cross_name(self) -> str:
+        return self.name or "_x_".join(self.features)
+
+
+class Source(StrictModel):
+    """Where the data comes from; give exactly one of ``url`` and ``dsn_env``."""
+
+    url: str | None = Field(
+        None,
+        description="SQLAlchemy URL without a password (e.g. sqlite:///var/demo.db, "
+        "postgresql://reader@db/lending, snowflake://...). Put URLs with credentials in an "
+        "environment variable and name it in dsn_env.",
+    )
+    dsn_env: str | None = Field(
+        None, description="Name of the environment variable that holds the URL."
+    )
+
+
+class Window(StrictModel):
+    start: date = Field(description="First day included (YYYY-MM-DD).")
+    end: date = Field(description="First day not included (YYYY-MM-DD).")
+
+
+class RelativeWindows(StrictModel):
+    """Windows counted back from a day, for daily retraining."""
+
+    as_of: str = Field(
+        "today", description="'today' or a day YYYY-MM-DD: the test window ends there."
+    )
+    test_days: int = Field(ge=1, description="Length of the test window in days.")
+    train_days: int = Field(ge=1, description="Length of the train window before it, in days.")
+    gap_days: int = Field(0, ge=0, description="Days left out between train and test windows.")
+
+
+class Windows(StrictModel):
+    """Train/test split by time: absolute ``train`` and ``test``, or ``relative``."""
+
+    time_column: str = Field(description="Column whose value places a row in a window.")
+    train: Window | None = Field(None, description="Absolute training window.")
+    test: Window | None = Field(None, description="Absolute test window.")
+    relative: RelativeWindows | None = Field(None, description="Windows relative to a day.")
+
+
+class XGBoostOptions(StrictModel):
+    params: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Booster parameters passed to xgboost.train (eta, max_depth, ...). The "
+        "objective follows from the task and the --algorithm flag.",
+    )
+    num_boost_round: int = Field(200, ge=1, description="Maximum boosting rounds.")
+    early_stopping_rounds: int | None = Field(
+        20, ge=1, description="Stop when the test metric has not improved for this many rounds."
+    )
+
+
+class VWOptions(StrictModel):
+    flags: list[str] = Field(
+        default_factory=list,
+        description="Extra VW command-line arguments, e.g. ['--l2', '1e-6', '-b', '24']. "
+        "Data, model and daemon flags are set by rtml and refused here.",
+    )
+    passes: int = Field(1, ge=1, description="Passes over the training data.")
+
+
+class ModelConfig(StrictModel):
+    """A model version: data, features, and framework options."""
+
+    config_version: int = Field(
+        CONFIG_VERSION, ge=1, description="Format version of this file; older ones are upgraded."
+    )
+    name: str = Field(pattern=NAME_PATTERN, description="Model name (the configs/ folder name).")
+    description: str = Field("", description="What the model predicts, for people.")
+    task: Literal["binary", "regression"] = Field(description="binary (AUC) or regression (R²).")
+    model_class: str = Field(
+        pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$",
+        description="Import path of the model's Python subclass, 'package.module:ClassName'.",
+    )
+    source: Source = Field(description="The database the data comes from.")
+    windows: Windows = Field(description="Train and test time windows.")
+    features: list[Feature] = Field(min_length=1, description="The model's features.")
+    crosses: list[Cross] = Field(default_factory=list, description="Quadratic features.")
+    xgboost: XGBoostOptions = Field(default_factory=XGBoostOptions, description="XGBoost options.")
+    vw: VWOptions = Field(default_factory=VWOptions, description="Vowpal Wabbit options.")
+    overrides: list[str] = Field(
+        default_factory=list,
+        description="Set by rtml: the --set overrides applied to produce this resolved config.",
+    )
+
+    def feature(self, name: str) -> Feature:
+        for feature in self.features:
+            if feature.name == name:
+                return feature
+        raise KeyError(name)

@@ -1,0 +1,24 @@
+"""Features: fit on the training window, apply everywhere (XGBoost matrices, VW lines)."""
+
+from ml.features.fitted import FeatureError, FittedPipeline
+from ml.features.pipeline import (
+    FeaturePipeline,
+    onehot_names,
+    to_onehot,
+    transform,
+    vw_lines,
+    write_vw_file,
+    xgboost_layout,
+)
+
+__all__ = [
+    "FeatureError",
+    "FeaturePipeline",
+    "FittedPipeline",
+    "onehot_names",
+    "to_onehot",
+    "transform",
+    "vw_lines",
+    "write_vw_file",
+    "xgboost_layout",
+]
