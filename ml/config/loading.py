@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ CONFIGS_DIR = Path("configs")
 
 # Upgrade steps from each old config_version to the next: {old_version: function(raw) -> raw}.
 # Format changes add a step here, so configs written for older rtml keep loading.
-UPGRADES: dict[int, Any] = {}
+UPGRADES: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {}
 
 
 def version_key(version: str) -> tuple[Any, ...]:

@@ -89,6 +89,9 @@ class CrossState:
 class FittedPipeline:
     features: list[FeatureState]
     crosses: list[CrossState] = field(default_factory=list)
+    # Values a model subclass computes from the training window (e.g. thresholds), kept with
+    # the learned defaults and edges so test windows and live requests use them unchanged.
+    model_state: dict[str, Any] = field(default_factory=dict)
     format_version: int = FORMAT_VERSION
 
     def feature(self, name: str) -> FeatureState:
@@ -114,6 +117,7 @@ class FittedPipeline:
             "format_version": self.format_version,
             "features": [asdict(f) for f in self.features],
             "crosses": [asdict(c) for c in self.crosses],
+            "model_state": self.model_state,
         }
 
     def to_json(self) -> str:
@@ -144,7 +148,7 @@ class FittedPipeline:
             )
             for c in data["crosses"]
         ]
-        return cls(features=features, crosses=crosses)
+        return cls(features=features, crosses=crosses, model_state=data.get("model_state", {}))
 
     @classmethod
     def from_json(cls, text: str) -> FittedPipeline:

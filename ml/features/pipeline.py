@@ -11,6 +11,10 @@ same :func:`transform` runs on a training window and on one request's rows.
 
 from __future__ import annotations
 
+import dataclasses
+import json
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
@@ -18,8 +22,7 @@ from ml.config.models import ModelConfig
 from ml.features.encode import Frame
 from ml.features.fit import fit_pipeline
 from ml.features.fitted import FittedPipeline
-from ml.features.vw import vw_lines, write_vw_file
-from ml.features.xgb import native_layout, onehot_names, to_native, to_onehot
+from ml.features.xgb import native_layout, to_native
 
 
 class FeaturePipeline:
@@ -28,8 +31,14 @@ class FeaturePipeline:
     def __init__(self, config: ModelConfig) -> None:
         self.config = config
 
-    def fit(self, train: pd.DataFrame) -> FittedPipeline:
-        return fit_pipeline(self.config, train)
+    def fit(self, train: pd.DataFrame, model_state: dict[str, Any] | None = None) -> FittedPipeline:
+        """Fit on ``train``; ``model_state`` (JSON values a model subclass learned from the
+        same window, e.g. thresholds) is stored with the fitted state."""
+        fitted = fit_pipeline(self.config, train)
+        if model_state:
+            json.dumps(model_state)  # fail now, not when the model is saved
+            fitted = dataclasses.replace(fitted, model_state=dict(model_state))
+        return fitted
 
 
 def transform(fitted: FittedPipeline, frame: Frame) -> np.ndarray:
@@ -38,14 +47,3 @@ def transform(fitted: FittedPipeline, frame: Frame) -> np.ndarray:
 
 
 xgboost_layout = native_layout
-
-__all__ = [
-    "FeaturePipeline",
-    "FittedPipeline",
-    "onehot_names",
-    "to_onehot",
-    "transform",
-    "vw_lines",
-    "write_vw_file",
-    "xgboost_layout",
-]

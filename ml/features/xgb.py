@@ -16,8 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from ml.features.encode import Block, Frame, blocks, row_count
-from ml.features.fitted import CategoricalState, CrossState, FeatureState, FittedPipeline
+from ml.features.encode import Frame, blocks, row_count
+from ml.features.fitted import CrossState, FeatureState, FittedPipeline
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,6 @@ def _cross_spec(cross: CrossState, left: FeatureState, right: FeatureState) -> B
     if not left.categorical_like and not right.categorical_like:
         return BlockSpec(cross.name, cross.namespace, None, valued=False)
     coded = left if left.categorical_like else right
-    assert isinstance(coded, CategoricalState) or coded.categorical_like
     return BlockSpec(cross.name, cross.namespace, coded.vocabulary, valued=True)
 
 
@@ -123,4 +122,4 @@ def to_onehot(pipeline: FittedPipeline, frame: Frame) -> sp.csr_matrix:
     return sp.csr_matrix((data.ravel(), indices.ravel(), indptr), shape=(n, offset))
 
 
-__all__ = ["Block", "block_specs", "native_layout", "onehot_names", "to_native", "to_onehot"]
+__all__ = ["block_specs", "native_layout", "onehot_names", "to_native", "to_onehot"]
