@@ -72,11 +72,10 @@ class Source(ABC):
         self.close()
 
     def _query_error(self, exc: BaseException) -> DataSourceError:
+        # pandas wraps SQLAlchemy's error, which wraps the driver's: report the driver's words.
         original: BaseException = exc
         while getattr(original, "orig", None) is None and original.__cause__ is not None:
-            original = (
-                original.__cause__
-            )  # pandas wraps SQLAlchemy's error, which wraps the driver's
+            original = original.__cause__
         original = getattr(original, "orig", None) or original
         reason = next((line.strip() for line in str(original).splitlines() if line.strip()), "")
         return DataSourceError(

@@ -22,7 +22,7 @@ from sqlalchemy.exc import DBAPIError
 from tqdm import tqdm
 
 from ml.data.bulk import replace_tables
-from ml.data.urls import check_connection, connection_error, create_engine, describe
+from ml.data.urls import check_connection, create_engine, describe
 from ml.demo import schema
 from ml.demo.fingerprint import Fingerprint, TableHasher, read_fingerprints
 from ml.demo.generator import GENERATOR_VERSION, DemoSpec, iter_blocks, make_catalog
@@ -49,7 +49,7 @@ def load_demo_data(
         raise DataSourceError(f"--businesses must be at least 1, got {spec.businesses}")
     engine = create_engine(url)
     try:
-        check_connection(engine)
+        check_connection(engine)  # unreachable: "cannot connect to ..."
         started = time.perf_counter()
         stored = None if force else _stored_result(engine, spec)
         if stored is not None:
@@ -57,8 +57,13 @@ def load_demo_data(
         result = _generate(engine, spec, progress)
         result.seconds = time.perf_counter() - started
         return result
-    except DBAPIError as exc:
-        raise connection_error(url, exc) from exc
+    except DBAPIError as exc:  # connected, but reading or writing failed: say so, not "connect"
+        reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
+        raise DataSourceError(
+            f"writing demo data to {describe(url)} failed: {reason}",
+            hint="check the user may create tables there and the disk has room; "
+            "the previous tables are unchanged",
+        ) from exc
     finally:
         engine.dispose()
 

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from ml.data.urls import create_engine, parse_db_url
 from ml.demo import DemoSpec, load_demo_data, schema, verify_demo_data
 from ml.demo.fingerprint import read_fingerprints
+from ml.errors import DataSourceError
 
 SPEC = DemoSpec(businesses=600, seed=11)
 
@@ -63,3 +64,28 @@ def test_postgres_and_sqlite_hold_identical_data(tmp_path: Path, postgres_url: s
     _, read_back = verify_demo_data(parse_db_url(postgres_url))
     assert read_back == in_sqlite.fingerprints
     assert load_demo_data(parse_db_url(postgres_url), SPEC, progress=False).reused
+
+
+@pytest.mark.integration
+def test_a_failed_write_is_not_called_a_connection_problem(postgres_url: str) -> None:
+    import uuid
+
+    import psycopg2
+
+    role = f"rtml_reader_{uuid.uuid4().hex[:8]}"
+    admin = psycopg2.connect(postgres_url)
+    admin.autocommit = True
+    admin.cursor().execute(f"CREATE ROLE {role} LOGIN")  # may connect, may not create tables
+    try:
+        reader_url = parse_db_url(postgres_url.replace("://postgres@", f"://{role}@"))
+        with pytest.raises(DataSourceError) as caught:
+            load_demo_data(reader_url, SPEC, progress=False)
+        message = str(caught.value)
+        assert message.startswith("writing demo data to postgresql database")
+        assert "permission denied" in message and "cannot connect" not in message
+    finally:
+        admin.close()
+        cleanup = psycopg2.connect(postgres_url.rsplit("/", 1)[0] + "/postgres")
+        cleanup.autocommit = True
+        cleanup.cursor().execute(f"DROP ROLE IF EXISTS {role}")
+        cleanup.close()
