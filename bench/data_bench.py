@@ -1,25 +1,35 @@
-"""Pulling a training frame from Postgres: rtml's COPY + Arrow path vs pandas.read_sql.
+"""Pulling a training frame from Postgres: rtml's COPY + Arrow path, pandas.read_sql, and
+rtml's local cache (miss, then hit) on the same query.
 
 Run: .venv/bin/python bench/data_bench.py [--rows 2000000] [--pg ADMIN_URL]
 
 Creates a scratch database with a table of --rows x 30 columns (10 integer, 10
-float with NULLs, 5 text, 5 timestamp), pulls it with both in the same run and
-prints rows/s and the ratio. The scratch database is dropped afterwards.
+float with NULLs, 5 text, 5 timestamp) and pulls it four ways, each in its own
+child process so each reports its own peak memory (ru_maxrss from wait4):
+
+  rtml PostgresSource.query         the bulk path (COPY spooled to disk, Arrow CSV)
+  pandas.read_sql_query             the peer, on the same query
+  rtml pull_window, cache miss      the bulk path + checks + Parquet write to the cache
+  rtml pull_window, cache hit       read back and verify the cached entry
+
+and prints rows/s and ratios. The scratch database and cache are removed afterwards.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
 import time
 import uuid
+from datetime import date
+from pathlib import Path
 
-import pandas as pd
 import psycopg2
-import sqlalchemy as sa
 from psycopg2 import sql
-
-from ml.data.sources import PostgresSource
-from ml.data.urls import parse_db_url
 
 COLUMNS = (
     [f"i{k} bigint" for k in range(10)]
@@ -33,6 +43,14 @@ FILL = (
     + [f"'level_' || mod(g, {5 * (k + 1)})" for k in range(5)]
     + [f"timestamp '2025-01-01' + mod(g, 86400) * interval '{k + 1} minute'" for k in range(5)]
 )
+QUERY = "SELECT * FROM wide WHERE t0 >= :start AND t0 < :end"
+WINDOW = (date(2025, 1, 1), date(2025, 4, 1))  # holds every row; ends in the past: cacheable
+PATHS = {
+    "copy": "rtml PostgresSource.query (COPY + Arrow)",
+    "read_sql": "pandas.read_sql_query",
+    "miss": "rtml pull_window, cache miss (pull + store)",
+    "hit": "rtml pull_window, cache hit (read + verify)",
+}
 
 
 def admin(url: str) -> psycopg2.extensions.connection:
@@ -41,7 +59,61 @@ def admin(url: str) -> psycopg2.extensions.connection:
     return connection
 
 
+def child(path: str, url: str, cache_dir: str) -> None:
+    """One measured pull; prints its row count and seconds."""
+    import pandas as pd
+    import sqlalchemy as sa
+
+    from ml.data.cache import Cache
+    from ml.data.fetch import pull_window
+    from ml.data.sources import PostgresSource
+    from ml.data.urls import parse_db_url
+    from ml.data.windows import TimeWindow
+
+    params = {"start": WINDOW[0].isoformat(), "end": WINDOW[1].isoformat()}
+    started = time.perf_counter()
+    if path == "read_sql":
+        engine = sa.create_engine(parse_db_url(url))
+        with engine.connect() as connection:
+            frame = pd.read_sql_query(sa.text(QUERY), connection, params=params)
+    else:
+        with PostgresSource(parse_db_url(url)) as source:
+            if path == "copy":
+                frame = source.query(QUERY, params)
+            else:
+                pulled = pull_window(
+                    source,
+                    QUERY,
+                    TimeWindow(*WINDOW),
+                    time_column="t0",
+                    cache=Cache(Path(cache_dir)),
+                    label="bench",
+                )
+                assert pulled.from_cache == (path == "hit"), path
+                frame = pulled.frame
+    print(len(frame), time.perf_counter() - started)
+
+
+def measure(path: str, url: str, cache_dir: str) -> tuple[int, float, float]:
+    """(rows, seconds, peak MiB) of one child process."""
+    process = subprocess.Popen(
+        [sys.executable, __file__, "--child", path, url, cache_dir],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    output = process.stdout.read()
+    _, status, usage = os.wait4(process.pid, 0)
+    if status != 0:
+        raise SystemExit(f"{path} failed with status {status}")
+    rows, seconds = output.split()
+    return int(rows), float(seconds), usage.ru_maxrss / 1024
+
+
 def main() -> None:
+    if len(sys.argv) == 5 and sys.argv[1] == "--child":
+        child(*sys.argv[2:])
+        return
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -51,6 +123,7 @@ def main() -> None:
     name = f"rtml_bench_{uuid.uuid4().hex[:8]}"
     admin(args.pg).cursor().execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     url = f"{args.pg.rsplit('/', 1)[0]}/{name}"
+    cache_dir = tempfile.mkdtemp(prefix="rtml-bench-cache-")
     try:
         with psycopg2.connect(url) as connection, connection.cursor() as cursor:
             cursor.execute(f"CREATE TABLE wide ({', '.join(COLUMNS)})")
@@ -58,29 +131,27 @@ def main() -> None:
                 f"INSERT INTO wide SELECT {', '.join(FILL)} FROM generate_series(1, %s) AS g",
                 (args.rows,),
             )
-        query = "SELECT * FROM wide WHERE i0 >= :low"
-        with PostgresSource(parse_db_url(url)) as source:
-            started = time.perf_counter()
-            ours = source.query(query, {"low": 0})
-            ours_s = time.perf_counter() - started
-        engine = sa.create_engine(parse_db_url(url))
-        started = time.perf_counter()
-        with engine.connect() as connection:
-            peer = pd.read_sql_query(sa.text(query), connection, params={"low": 0})
-        peer_s = time.perf_counter() - started
-        engine.dispose()
-        assert len(ours) == len(peer) == args.rows
-        print(f"{args.rows:,} rows x {len(COLUMNS)} columns from Postgres")
+            cursor.execute("ANALYZE wide")
         print(
-            f"rtml PostgresSource (COPY + Arrow): {args.rows / ours_s:>10,.0f} rows/s "
-            f"({ours_s:.2f}s)"
+            f"{args.rows:,} rows x {len(COLUMNS)} columns from Postgres, "
+            "each path in its own process"
         )
-        print(
-            f"pandas.read_sql_query:              {args.rows / peer_s:>10,.0f} rows/s "
-            f"({peer_s:.2f}s)"
-        )
-        print(f"ratio: {peer_s / ours_s:.2f}x")
+        results = {}
+        for path in PATHS:
+            rows, seconds, peak = measure(path, url, cache_dir)
+            assert rows == args.rows, (path, rows)
+            results[path] = seconds
+            print(
+                f"{PATHS[path]:<46} {rows / seconds:>12,.0f} rows/s {seconds:>7.2f} s "
+                f"peak {peak:>6,.0f} MiB"
+            )
+        size = sum(f.stat().st_size for f in Path(cache_dir).rglob("*") if f.is_file())
+        print(f"cache entry on disk: {size / 2**20:,.0f} MiB")
+        print(f"COPY path vs read_sql:        {results['read_sql'] / results['copy']:.2f}x")
+        print(f"cache hit vs COPY pull:       {results['copy'] / results['hit']:.1f}x")
+        print(f"cache hit vs read_sql pull:   {results['read_sql'] / results['hit']:.1f}x")
     finally:
+        shutil.rmtree(cache_dir, ignore_errors=True)
         admin(args.pg).cursor().execute(
             sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
         )

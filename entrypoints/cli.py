@@ -7,6 +7,8 @@ and are printed as one ``Error:`` line (plus a hint) with exit code 2.
 
 from __future__ import annotations
 
+import logging
+import sys
 from typing import Any
 
 import click
@@ -46,22 +48,37 @@ def cli() -> None:
       rtml demo         build the demo marketplace and run the main job on it
       rtml demo-data    (re)generate the demo lending-marketplace tables
       rtml config       validate and show model configs (configs/<model>/<version>.json)
+      rtml cache        list or clear the local cache of query results
 
     Every command explains itself with --help. Errors you can fix exit with code 2.
     """
 
 
 def _register_commands() -> None:
+    from entrypoints.cache_cmd import cache_group
     from entrypoints.config_cmd import config_group
     from entrypoints.demo import demo, demo_data
 
     cli.add_command(demo_data)
     cli.add_command(demo)
     cli.add_command(config_group)
+    cli.add_command(cache_group)
 
 
 _register_commands()
 
 
+def _show_progress_messages() -> None:
+    """rtml's own log messages (cache hits, skipped steps) go to stderr as plain lines."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    for name in ("ml", "entrypoints", "serving"):
+        logger = logging.getLogger(name)
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+
+
 def main() -> None:
+    _show_progress_messages()
     cli(prog_name="rtml")

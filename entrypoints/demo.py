@@ -7,11 +7,15 @@ from pathlib import Path
 
 import click
 
+from entrypoints.options import cache_options, open_cache
 from ml.config import load_model_config
-from ml.data.urls import create_engine, parse_db_url
+from ml.data.fetch import pull_window
+from ml.data.sources import open_source
+from ml.data.urls import parse_db_url
+from ml.data.windows import resolve_windows
 from ml.demo import DemoResult, DemoSpec, load_demo_data, verify_demo_data
 from ml.demo.generator import DEFAULT_END_DATE
-from ml.demo.queries import applications_in_window
+from ml.demo.queries import APPLICATIONS_IN_WINDOW
 from ml.errors import RtmlError
 from ml.features import FeaturePipeline, vw_lines, xgboost_layout
 from ml.features.fitted import CategoricalState, FeatureState
@@ -150,8 +154,9 @@ def _verify(url: object) -> None:
     envvar="RTML_CONFIGS_DIR",
     help="Folder holding <model>/<version>.json. Env: RTML_CONFIGS_DIR.",
 )
+@cache_options
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
-def demo(db: str, configs_dir: str, quiet: bool) -> None:
+def demo(db: str, configs_dir: str, no_cache: bool, cache_open_windows: bool, quiet: bool) -> None:
     """Run the main job end to end on the embedded demo database.
 
     What `make demo` runs. Today: generate (or reuse) the demo marketplace data,
@@ -165,18 +170,22 @@ def demo(db: str, configs_dir: str, quiet: bool) -> None:
 
     click.echo("\n== 2. Model config and feature pipeline")
     config = load_model_config(DEMO_MODEL, root=Path(configs_dir))
-    train_window = config.windows.train
-    assert train_window is not None, "the demo config uses absolute windows"
-    engine = create_engine(url)
-    try:
-        train = applications_in_window(engine, train_window.start, train_window.end)
-    finally:
-        engine.dispose()
+    split = resolve_windows(config.windows)
+    with open_source(url) as source:
+        train = pull_window(
+            source,
+            APPLICATIONS_IN_WINDOW,
+            split.train,
+            time_column=split.time_column,
+            cache=open_cache(no_cache),
+            cache_open_windows=cache_open_windows,
+            label="train",
+        ).frame
     fitted = FeaturePipeline(config).fit(train)
     names, _ = xgboost_layout(fitted)
     click.echo(
         f"{config.name}: {len(config.features)} features, {len(config.crosses)} crosses; "
-        f"fitted on {len(train):,} applications from {train_window.start} to {train_window.end}"
+        f"fitted on {len(train):,} applications in the train window {split.train}"
     )
     for state in fitted.features:
         click.echo(f"  {_describe_state(state)}")

@@ -1,6 +1,7 @@
 """Load DataFrames into database tables fast, replacing them in one transaction.
 
-Postgres gets ``COPY ... FROM STDIN`` (the fastest path psycopg2 offers); every
+Postgres gets ``COPY ... FROM STDIN`` (the fastest path psycopg2 offers), DuckDB
+inserts straight from the DataFrame (its executemany manages ~2.5k rows/s); every
 other SQLAlchemy dialect gets the driver's ``executemany``. Tables are dropped,
 created, filled and indexed inside one transaction, so on databases with
 transactional DDL (Postgres, SQLite, DuckDB) a failure or Ctrl-C leaves the old
@@ -28,14 +29,16 @@ class BulkLoader:
         self._connection = connection
         # The raw DB-API cursor, inside SQLAlchemy's transaction: COPY and executemany need it.
         self._cursor: Any = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-        self._postgres = connection.dialect.name == "postgresql"
+        self._dialect = connection.dialect.name
         self.rows_written: dict[str, int] = {}
 
     def append(self, table: sa.Table, frame: pd.DataFrame) -> None:
         columns = [c.name for c in table.columns]
         frame = frame[columns]
-        if self._postgres:
+        if self._dialect == "postgresql":
             self._copy(table, frame)
+        elif self._dialect == "duckdb":
+            self._insert_frame(table, frame)
         else:
             self._executemany(table, frame)
         self.rows_written[table.name] = self.rows_written.get(table.name, 0) + len(frame)
@@ -48,6 +51,18 @@ class BulkLoader:
         names = ", ".join(_quote(self._connection, c) for c in frame.columns)
         sql = f"COPY {_quote(self._connection, table.name)} ({names}) FROM STDIN WITH (FORMAT csv)"
         self._cursor.copy_expert(sql, buffer)
+
+    def _insert_frame(self, table: sa.Table, frame: pd.DataFrame) -> None:
+        # DuckDB reads a registered DataFrame in place (columnar, no Python row loop).
+        self._cursor.register("rtml_bulk_frame", frame)
+        try:
+            names = ", ".join(_quote(self._connection, c) for c in frame.columns)
+            self._cursor.execute(
+                f"INSERT INTO {_quote(self._connection, table.name)} ({names}) "
+                f"SELECT {names} FROM rtml_bulk_frame"
+            )
+        finally:
+            self._cursor.unregister("rtml_bulk_frame")
 
     def _executemany(self, table: sa.Table, frame: pd.DataFrame) -> None:
         names = ", ".join(_quote(self._connection, c) for c in frame.columns)
@@ -89,6 +104,8 @@ def _placeholders(paramstyle: str, count: int) -> list[str]:
         return ["?"] * count
     if paramstyle == "numeric":
         return [f":{i + 1}" for i in range(count)]
+    if paramstyle == "numeric_dollar":  # DuckDB
+        return [f"${i + 1}" for i in range(count)]
     if paramstyle in ("format", "pyformat"):  # pyformat drivers accept plain %s too
         return ["%s"] * count
     raise ValueError(f"unsupported DB-API paramstyle {paramstyle!r}")

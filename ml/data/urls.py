@@ -19,6 +19,9 @@ from ml.errors import DataSourceError
 
 _SCHEME = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
 
+# Embedded databases: the URL names a file on this machine.
+FILE_DATABASES = ("sqlite", "duckdb")
+
 # Seconds to wait for a network database before calling it unreachable.
 CONNECT_TIMEOUT_S = 5
 
@@ -32,7 +35,7 @@ def parse_db_url(value: str) -> URL:
         return URL.create("sqlite", database=str(Path(text)))
     try:
         url = make_url(text)
-    except ArgumentError as exc:
+    except (ArgumentError, ValueError) as exc:  # ValueError: e.g. a port that is not a number
         raise DataSourceError(
             f"cannot parse database URL {redact(text)!r}",
             hint="expected dialect://user:password@host:port/database or sqlite:///path",
@@ -51,8 +54,8 @@ def redact(text: str) -> str:
 
 def describe(url: URL) -> str:
     """A human name for the database that never includes the password."""
-    if url.get_backend_name() == "sqlite":
-        return f"sqlite database {url.database or ':memory:'}"
+    if url.get_backend_name() in FILE_DATABASES:
+        return f"{url.get_backend_name()} database {url.database or ':memory:'}"
     where = url.host or "localhost"
     if url.port:
         where = f"{where}:{url.port}"
@@ -66,7 +69,7 @@ def create_engine(url: URL, **kwargs: object) -> Engine:
     backend = url.get_backend_name()
     if backend == "postgresql" or backend == "mysql":
         connect_args["connect_timeout"] = CONNECT_TIMEOUT_S
-    elif backend == "sqlite" and url.database and url.database != ":memory:":
+    elif backend in FILE_DATABASES and url.database and url.database != ":memory:":
         folder = Path(url.database).parent
         try:
             folder.mkdir(parents=True, exist_ok=True)
@@ -108,7 +111,7 @@ def connection_error(url: URL, exc: BaseException) -> DataSourceError:
     reason = _driver_reason(exc)
     if url.password:
         reason = reason.replace(str(url.password), "***")
-    if url.get_backend_name() == "sqlite":
+    if url.get_backend_name() in FILE_DATABASES:
         hint = "check that the file's folder exists and is writable"
     else:
         hint = (

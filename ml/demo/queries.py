@@ -1,16 +1,10 @@
 """The demo marketplace's training query: one row per application with its business,
-product and outcome. The lender_match model subclass builds on it."""
+product and outcome, for applications submitted in [:start, :end). The lender_match
+model subclass builds on it."""
 
 from __future__ import annotations
 
-from datetime import date
-
-import pandas as pd
-import sqlalchemy as sa
-from sqlalchemy.engine import Engine
-
-APPLICATIONS_IN_WINDOW = sa.text(
-    """
+APPLICATIONS_IN_WINDOW = """
     SELECT a.application_id, a.business_id, a.product_id, a.submitted_at, a.requested_amount,
            b.industry, b.state, b.months_in_business, b.annual_revenue, b.avg_monthly_deposits,
            b.credit_score, b.existing_debt,
@@ -23,13 +17,4 @@ APPLICATIONS_IN_WINDOW = sa.text(
     JOIN outcomes o ON o.application_id = a.application_id
     WHERE a.submitted_at >= :start AND a.submitted_at < :end
     ORDER BY a.application_id
-    """
-)
-
-
-def applications_in_window(engine: Engine, start: date, end: date) -> pd.DataFrame:
-    """Applications submitted in [start, end), joined with everything a model may use."""
-    with engine.connect() as connection:
-        return pd.read_sql_query(
-            APPLICATIONS_IN_WINDOW, connection, params={"start": str(start), "end": str(end)}
-        )
+"""

@@ -64,21 +64,37 @@ def column(frame: Frame, name: str) -> Any:
 
 
 def numeric_values(raw: Any, name: str) -> np.ndarray:
-    """float64 values, NaN where missing or infinite."""
+    """float64 values, NaN where missing or infinite; text that is not a number is an error."""
     if isinstance(raw, pd.Series):
         if raw.dtype == object or pd.api.types.is_string_dtype(raw.dtype):
-            raw = pd.to_numeric(raw, errors="coerce")
+            raw = _parse_numbers(raw, name)
         values = raw.to_numpy(dtype=np.float64, na_value=np.nan)
     else:
         try:
             values = np.asarray(raw, dtype=np.float64)
         except (TypeError, ValueError):
-            values = pd.to_numeric(pd.Series(raw), errors="coerce").to_numpy(
+            values = _parse_numbers(pd.Series(raw, dtype=object), name).to_numpy(
                 np.float64, na_value=np.nan
             )
     if values.ndim != 1:
         raise FeatureError(f"column {name!r} must be one-dimensional, got shape {values.shape}")
     return _representable(values)
+
+
+def _parse_numbers(raw: pd.Series, name: str) -> pd.Series:
+    """Numbers sent as text ("12.5") parse; anything else is named, not silently made missing."""
+    parsed = pd.to_numeric(raw, errors="coerce")
+    blank = raw.isna() | raw.astype(str).str.strip().eq("")
+    bad = parsed.isna() & ~blank
+    if bad.any():
+        examples = ", ".join(repr(v) for v in raw[bad].drop_duplicates().head(3))
+        raise FeatureError(
+            f"numeric column {name!r} holds values that are not numbers "
+            f"({int(bad.sum())} of {len(raw)} rows, e.g. {examples})",
+            hint="cast the column in the model's query or prepare(), "
+            "or make the feature categorical",
+        )
+    return parsed
 
 
 def _representable(values: np.ndarray) -> np.ndarray:

@@ -77,7 +77,11 @@ def test_verify_without_data_is_a_clear_error(tmp_path: Path) -> None:
 def test_console_script_runs_the_demo(tmp_path: Path) -> None:
     rtml = shutil.which("rtml", path=str(Path(sys.executable).parent))
     assert rtml, "the rtml console script is not installed"
-    env = {**os.environ, "RTML_DEMO_DB": f"sqlite:///{tmp_path}/demo.db"}
+    env = {
+        **os.environ,
+        "RTML_DEMO_DB": f"sqlite:///{tmp_path}/demo.db",
+        "RTML_CACHE_DIR": str(tmp_path / "cache"),
+    }
     done = subprocess.run(
         [rtml, "demo", "-q"], env=env, capture_output=True, text=True, timeout=300
     )
@@ -87,3 +91,29 @@ def test_console_script_runs_the_demo(tmp_path: Path) -> None:
         [rtml, "demo", "-q"], env=env, capture_output=True, text=True, timeout=300
     )
     assert rerun.returncode == 0 and "reused" in rerun.stdout
+    assert "cache: reused train window [2024-12-01, 2026-06-01)" in rerun.stderr
+    uncached = subprocess.run(
+        [rtml, "demo", "-q", "--no-cache"], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert uncached.returncode == 0 and "cache:" not in uncached.stderr
+
+
+def test_cache_list_and_clear(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from ml.data.cache import Cache
+
+    monkeypatch.setenv("RTML_CACHE_DIR", str(tmp_path))
+    runner = CliRunner()
+    assert "is empty" in runner.invoke(cli, ["cache", "list"]).output
+    Cache().store(
+        "queries",
+        "ab" * 32,
+        {"rows.arrow": lambda path: path.write_bytes(b"x" * 2048)},
+        description="train window [2025-01-01, 2025-02-01) from sqlite:///demo.db",
+        info={"rows": 1234},
+    )
+    listed = runner.invoke(cli, ["cache", "list"])
+    assert listed.exit_code == 0
+    assert "1,234 rows" in listed.output and "train window [2025-01-01" in listed.output
+    cleared = runner.invoke(cli, ["cache", "clear"])
+    assert cleared.exit_code == 0 and "Removed 1 entries" in cleared.output
+    assert "is empty" in runner.invoke(cli, ["cache", "list"]).output

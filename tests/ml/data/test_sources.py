@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pandas as pd
@@ -27,8 +28,8 @@ def postgres_demo(postgres_url: str) -> str:
 def test_postgres_copy_path_equals_read_sql(postgres_demo: str) -> None:
     url = parse_db_url(postgres_demo)
     with PostgresSource(url) as fast, SqlAlchemySource(url) as plain:
-        ours = fast.query(APPLICATIONS_IN_WINDOW.text, WINDOW)
-        reference = plain.query(APPLICATIONS_IN_WINDOW.text, WINDOW)
+        ours = fast.query(APPLICATIONS_IN_WINDOW, WINDOW)
+        reference = plain.query(APPLICATIONS_IN_WINDOW, WINDOW)
     assert len(ours) > 1000
     pd.testing.assert_frame_equal(ours, reference, check_dtype=False)
     assert ours["submitted_at"].dtype.kind == "M" and ours["application_id"].dtype == "int64"
@@ -39,11 +40,43 @@ def test_sqlite_and_postgres_return_the_same_rows(postgres_demo: str, tmp_path: 
     sqlite_url = parse_db_url(f"sqlite:///{tmp_path}/demo.db")
     load_demo_data(sqlite_url, SPEC, progress=False)
     with open_source(parse_db_url(postgres_demo)) as pg, open_source(sqlite_url) as lite:
-        from_pg = pg.query(APPLICATIONS_IN_WINDOW.text, WINDOW)
-        from_sqlite = lite.query(APPLICATIONS_IN_WINDOW.text, WINDOW)
-    # SQLite has no timestamp type: it returns the text rtml wrote.
-    from_sqlite["submitted_at"] = pd.to_datetime(from_sqlite["submitted_at"])
-    pd.testing.assert_frame_equal(from_pg, from_sqlite, check_dtype=False)
+        from_pg = pg.query(APPLICATIONS_IN_WINDOW, WINDOW)
+        from_sqlite = lite.query(APPLICATIONS_IN_WINDOW, WINDOW)
+    # SQLite has no timestamp type: the source parses the text rtml wrote.
+    pd.testing.assert_frame_equal(from_pg, from_sqlite)
+
+
+ONE_BUSINESS = """
+    SELECT p.product_id, p.lender_id, p.product_type, p.max_amount, b.credit_score, b.industry
+    FROM loan_products p CROSS JOIN businesses b
+    WHERE b.business_id = :business_id ORDER BY p.product_id
+"""
+
+
+@pytest.mark.integration
+def test_serving_rows_match_the_bulk_path(postgres_demo: str, tmp_path: Path) -> None:
+    sqlite_url = parse_db_url(f"sqlite:///{tmp_path}/demo.db")
+    load_demo_data(sqlite_url, SPEC, progress=False)
+    for url in (parse_db_url(postgres_demo), sqlite_url):
+        with open_source(url) as source:
+            rows = source.rows(ONE_BUSINESS, {"business_id": 7})
+            frame = source.query(ONE_BUSINESS, {"business_id": 7})
+            assert list(rows) == list(frame.columns)
+            assert rows["product_id"] == frame["product_id"].tolist()
+            assert rows["industry"] == frame["industry"].tolist()
+            assert source.rows(ONE_BUSINESS, {"business_id": -1})["product_id"] == []
+
+
+@pytest.mark.integration
+def test_postgres_pool_serves_more_threads_than_connections(postgres_demo: str) -> None:
+    with PostgresSource(parse_db_url(postgres_demo), pool_size=2) as source:
+
+        def ask(business_id: int) -> int:
+            return len(source.rows(ONE_BUSINESS, {"business_id": business_id})["product_id"])
+
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            counts = list(pool.map(ask, range(1, 65)))
+    assert len(set(counts)) == 1 and counts[0] > 50
 
 
 @pytest.mark.integration
@@ -82,7 +115,15 @@ def test_sqlite_missing_column_is_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_identity_leaves_out_credentials() -> None:
-    source = SqlAlchemySource(parse_db_url("sqlite:///var/x.db"))
-    assert source.identity == "sqlite://:/var/x.db"
     remote = SqlAlchemySource(parse_db_url("postgresql://bob:s3cret@db.example:5433/lending"))
     assert remote.identity == "postgresql://db.example:5433/lending"  # no connection needed
+
+
+def test_file_database_identity_changes_when_the_file_does(tmp_path: Path) -> None:
+    url = parse_db_url(f"sqlite:///{tmp_path}/demo.db")
+    load_demo_data(url, DemoSpec(businesses=50), progress=False)
+    with SqlAlchemySource(url) as source:
+        before = source.identity
+        assert str(tmp_path / "demo.db") in before
+        load_demo_data(url, DemoSpec(businesses=60), progress=False)
+        assert source.identity != before

@@ -190,3 +190,13 @@ def test_missing_input_column_is_a_clear_error(config: ModelConfig, train: pd.Da
     fitted = FeaturePipeline(config).fit(train)
     with pytest.raises(FeatureError, match="input has no column 'city'"):
         transform(fitted, train.drop(columns=["city"]))
+
+
+def test_text_in_a_numeric_column_is_named_not_made_missing() -> None:
+    from ml.features.encode import numeric_values
+    from ml.features.fitted import FeatureError
+
+    parsed = numeric_values(pd.Series(["1.5", "", None, "2"], dtype=object), "revenue")
+    assert parsed[0] == 1.5 and np.isnan(parsed[1]) and np.isnan(parsed[2]) and parsed[3] == 2
+    with pytest.raises(FeatureError, match=r"'revenue'.*2 of 4 rows.*'n/a'"):
+        numeric_values(pd.Series(["1", "n/a", "abc", None]), "revenue")
