@@ -48,6 +48,7 @@ def cli() -> None:
       rtml demo         build the demo marketplace and run the main job on it
       rtml demo-data    (re)generate the demo lending-marketplace tables
       rtml config       validate and show model configs (configs/<model>/<version>.json)
+      rtml train        train a model with XGBoost or VW, tracked in MLflow
       rtml cache        list or clear the local cache of query results
 
     Every command explains itself with --help. Errors you can fix exit with code 2.
@@ -58,11 +59,13 @@ def _register_commands() -> None:
     from entrypoints.cache_cmd import cache_group
     from entrypoints.config_cmd import config_group
     from entrypoints.demo import demo, demo_data
+    from entrypoints.train_cmd import train
 
     cli.add_command(demo_data)
     cli.add_command(demo)
     cli.add_command(config_group)
     cli.add_command(cache_group)
+    cli.add_command(train)
 
 
 _register_commands()
@@ -77,6 +80,8 @@ def _show_progress_messages() -> None:
         logger.addHandler(handler)
         logger.setLevel(logging.INFO)
         logger.propagate = False
+    # MLflow narrates routine steps at INFO ("Validating input example ..."); keep its warnings.
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
 
 
 def main() -> None:

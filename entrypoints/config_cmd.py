@@ -7,25 +7,8 @@ from pathlib import Path
 
 import click
 
+from entrypoints.options import configs_dir_option, set_option
 from ml.config import ModelConfig, find_config, json_schema, load_config
-
-configs_dir_option = click.option(
-    "--configs-dir",
-    default="configs",
-    show_default=True,
-    envvar="RTML_CONFIGS_DIR",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Folder holding <model>/<version>.json. Env: RTML_CONFIGS_DIR.",
-)
-set_option = click.option(
-    "--set",
-    "overrides",
-    multiple=True,
-    metavar="PATH=VALUE",
-    help="Override a config value before validation (repeatable). PATH is dotted, features and "
-    "crosses by name; VALUE is JSON or a plain string. "
-    "E.g. --set features.annual_revenue.default=mean --set xgboost.num_boost_round=50",
-)
 
 
 @click.group("config")

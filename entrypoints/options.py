@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -30,3 +31,22 @@ def cache_options(command: F) -> F:
 
 def open_cache(no_cache: bool) -> Cache | None:
     return None if no_cache else Cache()
+
+
+configs_dir_option = click.option(
+    "--configs-dir",
+    default="configs",
+    show_default=True,
+    envvar="RTML_CONFIGS_DIR",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder holding <model>/<version>.json. Env: RTML_CONFIGS_DIR.",
+)
+set_option = click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="PATH=VALUE",
+    help="Override a config value before validation (repeatable). PATH is dotted, features and "
+    "crosses by name; VALUE is JSON or a plain string. "
+    "E.g. --set features.annual_revenue.default=mean --set xgboost.num_boost_round=50",
+)

@@ -181,6 +181,45 @@ class VWOptions(StrictModel):
     passes: int = Field(1, ge=1, description="Passes over the training data.")
 
 
+class Label(StrictModel):
+    """What the model predicts, read from one column of the training rows."""
+
+    column: str = Field(description="Column holding the outcome (or the regression target).")
+    positive: list[Any] | None = Field(
+        None,
+        description="binary only: the values that count as positive (e.g. [1], ['approved']); "
+        "default: the column must hold 0/1 or true/false.",
+    )
+
+
+class Data(StrictModel):
+    """How the model's rows are fetched: the training query and, for serving, candidates.
+
+    A model subclass may compute any of these in code instead (``query()``,
+    ``label()``, ``candidates_query()``); the config is the default.
+    """
+
+    query: str | None = Field(
+        None,
+        description="SQL returning the training rows of one window: use :start and :end, "
+        "e.g. WHERE submitted_at >= :start AND submitted_at < :end.",
+    )
+    label: Label | None = Field(None, description="The outcome column.")
+    entity_column: str | None = Field(
+        None,
+        description="Column identifying who a prediction is for (e.g. business_id): ranking "
+        "metrics group by it and the service takes it as entity_id.",
+    )
+    item_column: str | None = Field(
+        None, description="Column identifying what is ranked for an entity (e.g. product_id)."
+    )
+    candidates_query: str | None = Field(
+        None,
+        description="SQL returning one entity's candidate rows at serving time, with the "
+        "same columns as the training query (before prepare); use :entity_id.",
+    )
+
+
 class ModelConfig(StrictModel):
     """A model version: data, features, and framework options."""
 
@@ -195,6 +234,7 @@ class ModelConfig(StrictModel):
         description="Import path of the model's Python subclass, 'package.module:ClassName'.",
     )
     source: Source = Field(description="The database the data comes from.")
+    data: Data = Field(default_factory=Data, description="Queries and the label column.")
     windows: Windows = Field(description="Train and test time windows.")
     features: list[Feature] = Field(min_length=1, description="The model's features.")
     crosses: list[Cross] = Field(default_factory=list, description="Quadratic features.")

@@ -121,6 +121,17 @@ def connection_error(url: URL, exc: BaseException) -> DataSourceError:
     return DataSourceError(f"cannot connect to {describe(url)}: {reason}", hint=hint)
 
 
+def write_error(url: URL, exc: BaseException, what: str) -> DataSourceError:
+    """Connected, but writing ``what`` failed: say so (not "cannot connect"), and that the
+    previous data is untouched (rtml writes in one transaction)."""
+    reason = _driver_reason(exc)
+    return DataSourceError(
+        f"writing {what} to {describe(url)} failed: {reason}",
+        hint="check the user may create tables there and the disk has room; "
+        "the previous data is unchanged",
+    )
+
+
 def check_connection(engine: Engine) -> None:
     """Open and close one connection, raising :class:`DataSourceError` if that fails."""
     try:

@@ -22,7 +22,7 @@ from sqlalchemy.exc import DBAPIError
 from tqdm import tqdm
 
 from ml.data.bulk import replace_tables
-from ml.data.urls import check_connection, create_engine, describe
+from ml.data.urls import check_connection, create_engine, describe, write_error
 from ml.demo import schema
 from ml.demo.fingerprint import Fingerprint, TableHasher, read_fingerprints
 from ml.demo.generator import GENERATOR_VERSION, DemoSpec, iter_blocks, make_catalog
@@ -58,12 +58,7 @@ def load_demo_data(
         result.seconds = time.perf_counter() - started
         return result
     except DBAPIError as exc:  # connected, but reading or writing failed: say so, not "connect"
-        reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
-        raise DataSourceError(
-            f"writing demo data to {describe(url)} failed: {reason}",
-            hint="check the user may create tables there and the disk has room; "
-            "the previous tables are unchanged",
-        ) from exc
+        raise write_error(url, exc, "demo data") from exc
     finally:
         engine.dispose()
 

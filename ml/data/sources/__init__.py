@@ -33,11 +33,12 @@ __all__ = [
 ]
 
 
-def open_source(url: URL) -> Source:
-    """The fastest source rtml has for ``url``."""
+def open_source(url: URL, progress: bool = False) -> Source:
+    """The fastest source rtml has for ``url``; ``progress`` shows bulk pulls as they stream
+    (where the driver streams: Postgres)."""
     backend = url.get_backend_name()
     if backend == "postgresql":
-        return PostgresSource(url)
+        return PostgresSource(url, progress=progress)
     if backend == "snowflake":
         # Imported here: the connector is heavy and only Snowflake users need it.
         from ml.data.sources.snowflake import SnowflakeSource

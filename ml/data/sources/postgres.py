@@ -21,6 +21,7 @@ import pyarrow.csv as pacsv
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql.psycopg2 import dialect as psycopg2_dialect
 from sqlalchemy.engine import URL
+from tqdm.auto import tqdm
 
 from ml.data.sources.base import Columns, Params, Source, as_columns, standard_dtypes
 from ml.data.urls import CONNECT_TIMEOUT_S, connection_error
@@ -44,8 +45,9 @@ _PG_TYPES: dict[int, pa.DataType] = {
 class PostgresSource(Source):
     """Postgres through psycopg2: pooled connections, COPY for bulk pulls."""
 
-    def __init__(self, url: URL, pool_size: int = 4) -> None:
+    def __init__(self, url: URL, pool_size: int = 4, progress: bool = False) -> None:
         super().__init__(url)
+        self.progress = progress  # a byte counter while bulk pulls stream in
         import psycopg2.pool
 
         self._dialect = psycopg2_dialect()
@@ -93,8 +95,19 @@ class PostgresSource(Source):
             columns = [(c.name, c.type_code) for c in cursor.description or ()]
             # COPY takes no bind parameters: psycopg2 escapes the values into the text.
             copy_sql = cursor.mogrify(statement, values).decode()
-            with tempfile.TemporaryFile() as spool:
-                cursor.copy_expert(f"COPY ({copy_sql}) TO STDOUT WITH (FORMAT csv)", spool)
+            with (
+                tempfile.TemporaryFile() as spool,
+                tqdm(
+                    desc="pulling",
+                    unit="B",
+                    unit_scale=True,
+                    disable=not self.progress,
+                    leave=False,
+                ) as bar,
+            ):
+                cursor.copy_expert(
+                    f"COPY ({copy_sql}) TO STDOUT WITH (FORMAT csv)", _Counted(spool, bar)
+                )
                 spool.seek(0)
                 table = _read_csv(spool, columns)
         return standard_dtypes(table.to_pandas())
@@ -107,6 +120,17 @@ class PostgresSource(Source):
 
     def close(self) -> None:
         self._pool.closeall()
+
+
+class _Counted:
+    """A file that moves a progress bar by the bytes written to it."""
+
+    def __init__(self, file: Any, bar: tqdm) -> None:
+        self.file, self.bar = file, bar
+
+    def write(self, data: bytes) -> int:
+        self.bar.update(len(data))
+        return int(self.file.write(data))
 
 
 def _read_csv(spool: Any, columns: list[tuple[str, int]]) -> pa.Table:

@@ -20,6 +20,7 @@ from ml.demo import DemoSpec, load_demo_data
 from ml.demo.queries import APPLICATIONS_IN_WINDOW
 from ml.errors import DataSourceError
 from ml.features import FeaturePipeline
+from ml.model import create_model
 
 WINDOW = TimeWindow(date(2025, 6, 1), date(2025, 9, 1))
 TODAY = date(2026, 12, 4)
@@ -139,31 +140,32 @@ def test_processed_data_is_keyed_by_pipeline_and_framework(
     tweaked = load_model_config(
         "lender_match", overrides=["features.credit_score.buckets.quantiles=4"]
     )
-    fitted = FeaturePipeline(config).fit(rows.frame)
-    other = FeaturePipeline(tweaked).fit(rows.frame)
-    assert fitted.fingerprint != other.fingerprint
+    prepared = create_model(config).prepare(rows.frame)
+    fitted = FeaturePipeline(config).fit(prepared)
+    other = FeaturePipeline(tweaked).fit(prepared)
+    assert fitted.fingerprint() != other.fingerprint()
     built: list[str] = []
 
     def build() -> dict[str, np.ndarray]:
         built.append("matrix")
         return {"x": np.arange(12, dtype=np.float32).reshape(3, 4), "y": np.array([0, 1, 1])}
 
-    key = processed_key(rows.key, fitted.fingerprint, "xgboost")
+    key = processed_key(rows.key, fitted.fingerprint(), "xgboost")
     arrays, hit = cached_arrays(cache, key, build, description="train matrix")
     again, hit_again = cached_arrays(cache, key, build, description="train matrix")
     assert (hit, hit_again) == (False, True) and built == ["matrix"]
     np.testing.assert_array_equal(arrays["x"], again["x"])
     assert again["x"].dtype == np.float32
     for changed in (
-        processed_key(rows.key, other.fingerprint, "xgboost"),
-        processed_key(rows.key, fitted.fingerprint, "vw"),
+        processed_key(rows.key, other.fingerprint(), "xgboost"),
+        processed_key(rows.key, fitted.fingerprint(), "vw"),
     ):
         assert cached_arrays(cache, changed, build, description="m")[1] is False
 
     def write_lines(path: Path) -> None:
         path.write_text("1 |f a\n-1 |f b\n")
 
-    vw_key = processed_key(rows.key, fitted.fingerprint, "vw", passes=2)
+    vw_key = processed_key(rows.key, fitted.fingerprint(), "vw", passes=2)
     path, hit = cached_file(
         cache, vw_key, "train.vw", write_lines, description="vw", scratch=tmp_path
     )
