@@ -111,21 +111,21 @@ def summary(model: str, result: TrainResult) -> str:
     rows = ", ".join(f"{part} {count:,}" for part, count in result.rows.items())
     lines = [
         f"{model} {result.config_version}: {result.framework} {result.algorithm}",
-        f"  rows          {rows}",
+        f"  rows                 {rows}",
     ]
     for name in SUMMARY_METRICS:
         if name in result.metrics:
-            lines.append(f"  {name:<13} {result.metrics[name]:.4f}")
+            lines.append(f"  {name:<20} {result.metrics[name]:.4f}")
     seconds = result.seconds
     lines.append(
-        f"  time          {seconds.get('total_seconds', 0):.1f} s (data "
+        f"  time                 {seconds.get('total_seconds', 0):.1f} s (data "
         f"{seconds.get('data_seconds', 0):.1f}, fit {seconds.get('fit_seconds', 0):.1f}, "
         f"MLflow {seconds.get('mlflow_seconds', 0):.1f})"
     )
     if result.shifted:
-        lines.append(f"  drift         {', '.join(result.shifted)} (PSI >= 0.25)")
-    lines.append(f"  run           {result.run_id} (experiment {result.experiment_id})")
-    lines.append(f"  model         {result.model_uri}")
+        lines.append(f"  drift                {', '.join(result.shifted)} (PSI >= 0.25)")
+    lines.append(f"  run                  {result.run_id} (experiment {result.experiment_id})")
+    lines.append(f"  model                {result.model_uri}")
     if result.registered_version:
-        lines.append(f"  registered    {model} version {result.registered_version}")
+        lines.append(f"  registered           {model} version {result.registered_version}")
     return "\n".join(lines)

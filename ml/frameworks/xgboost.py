@@ -40,6 +40,28 @@ OBJECTIVES = {
     ("regression", "linear"): "reg:squarederror",
 }
 EVAL_METRICS = {"binary:logistic": "logloss", "reg:squarederror": "rmse"}
+# Tree-shape params a config tuned for gbtree carries; gblinear ignores them (and warns).
+TREE_PARAMS = {
+    "max_depth",
+    "min_child_weight",
+    "subsample",
+    "colsample_bytree",
+    "colsample_bylevel",
+    "colsample_bynode",
+    "gamma",
+    "min_split_loss",
+    "max_delta_step",
+    "tree_method",
+    "grow_policy",
+    "max_leaves",
+    "max_bin",
+    "max_cat_to_onehot",
+    "max_cat_threshold",
+    "num_parallel_tree",
+    "sampling_method",
+    "interaction_constraints",
+    "monotone_constraints",
+}
 
 
 class XGBoostFramework(Framework):
@@ -72,7 +94,11 @@ class XGBoostFramework(Framework):
         }
         if not self._linear:
             params["tree_method"] = "hist"
-        params.update(self.config.xgboost.params)
+        params.update(
+            (key, value)
+            for key, value in self.config.xgboost.params.items()
+            if not (self._linear and key in TREE_PARAMS)
+        )
         return params
 
     # --- matrices ---------------------------------------------------------------------

@@ -137,7 +137,7 @@ def test_stats_and_register(demo_db: str, tracking: MlflowClient) -> None:
     assert version.run_id == run.info.run_id
     assert version.tags["config_version"] == "v1" and version.tags["framework"] == "xgboost"
     assert float(version.tags["test_auc"]) == pytest.approx(run.data.metrics["test_auc"], rel=1e-5)
-    assert "registered    lender_match version 1" in result.output
+    assert "registered           lender_match version 1" in result.output
 
 
 @pytest.mark.parametrize(
@@ -230,3 +230,31 @@ def test_pyfunc_bundle_holds_no_pickle() -> None:
     source = (ROOT / "ml" / "pyfunc_model.py").read_text()
     assert "set_model(RtmlPyfuncModel())" in source
     assert np.__name__  # the test module imports numpy for the parity checks above
+
+
+INTERRUPTED_MODEL = textwrap.dedent(
+    """
+    from ml.models.lender_match import LenderMatch
+
+    class Interrupted(LenderMatch):
+        def prepare(self, rows):
+            raise KeyboardInterrupt
+    """
+)
+
+
+@pytest.mark.integration
+def test_ctrl_c_ends_the_run_killed(
+    demo_db: str, tracking: MlflowClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ml.training import TrainOptions, train_model
+
+    (tmp_path / "interrupted_model.py").write_text(INTERRUPTED_MODEL)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    config = load_model_config(
+        "lender_match",
+        overrides=[f"source.url={demo_db}", "model_class=interrupted_model:Interrupted"],
+    )
+    with pytest.raises(KeyboardInterrupt):
+        train_model(config, "v1", TrainOptions("xgboost", "gbtree", progress=False))
+    assert _only_run(tracking, "lender_match").info.status == "KILLED"
