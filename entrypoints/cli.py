@@ -49,6 +49,11 @@ def cli() -> None:
       rtml demo-data    (re)generate the demo lending-marketplace tables
       rtml config       validate and show model configs (configs/<model>/<version>.json)
       rtml train        train a model with XGBoost or VW, tracked in MLflow
+      rtml promote      set @champion / @challenger (optionally only if better)
+      rtml traffic      split traffic between aliases (A/B)
+      rtml status       versions, aliases, traffic and metrics of a model
+      rtml retrain      train on recent data, register, gate, promote (daily)
+      rtml pull         download a version for a serving host, verified
       rtml cache        list or clear the local cache of query results
 
     Every command explains itself with --help. Errors you can fix exit with code 2.
@@ -59,6 +64,14 @@ def _register_commands() -> None:
     from entrypoints.cache_cmd import cache_group
     from entrypoints.config_cmd import config_group
     from entrypoints.demo import demo, demo_data
+    from entrypoints.registry_cmd import (
+        promote,
+        pull,
+        register,
+        retrain,
+        status_cmd,
+        traffic_cmd,
+    )
     from entrypoints.train_cmd import train
 
     cli.add_command(demo_data)
@@ -66,6 +79,8 @@ def _register_commands() -> None:
     cli.add_command(config_group)
     cli.add_command(cache_group)
     cli.add_command(train)
+    for command in (register, promote, traffic_cmd, status_cmd, retrain, pull):
+        cli.add_command(command)
 
 
 _register_commands()

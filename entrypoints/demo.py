@@ -16,6 +16,7 @@ from ml.demo import DemoResult, DemoSpec, load_demo_data, verify_demo_data
 from ml.demo.generator import DEFAULT_END_DATE
 from ml.demo.lending_club import LendingClubResult, load_lending_club
 from ml.errors import RtmlError
+from ml.registry import set_alias, set_traffic
 from ml.tracking import tracking_uri
 from ml.training import TrainOptions, train_model
 
@@ -212,8 +213,9 @@ def demo(db: str, configs_dir: Path, no_cache: bool, cache_open_windows: bool, q
 
     What `make demo` runs: generate (or reuse) the demo marketplace, then train
     lender_match with XGBoost (gbtree) and Vowpal Wabbit (logistic), each as one
-    MLflow run with metrics, plots and a loadable model, and compare them.
-    Registering, promoting and serving join as they land.
+    MLflow run with metrics, plots and a loadable model, compare them, register
+    both and make XGBoost @champion and VW @challenger with a 90/10 traffic split.
+    Serving joins as it lands.
     """
     click.echo("== 1. Demo data")
     url = parse_db_url(db)
@@ -231,6 +233,7 @@ def demo(db: str, configs_dir: Path, no_cache: bool, cache_open_windows: bool, q
             algorithm=algorithm,
             cache=open_cache(no_cache),
             cache_open_windows=cache_open_windows,
+            register=True,
             progress=not quiet,
         )
         results.append(train_model(config, path.stem, options))
@@ -245,6 +248,16 @@ def demo(db: str, configs_dir: Path, no_cache: bool, cache_open_windows: bool, q
             f"{metrics.get('test_precision_at_1', float('nan')):>12.4f} "
             f"{trained.seconds['fit_seconds']:>10.1f}s"
         )
+    step = len(DEMO_TRAININGS) + 2
+    click.echo(f"\n== {step}. Promote: XGBoost @champion, VW @challenger, traffic 90/10")
+    champion, challenger = (str(trained.registered_version) for trained in results)
+    set_alias(config.name, champion, "champion")
+    set_alias(config.name, challenger, "challenger")
+    set_traffic(config.name, {"champion": 90, "challenger": 10})
+    click.echo(
+        f"  {config.name}@champion -> version {champion}, @challenger -> version {challenger}, "
+        "traffic 90/10 (rtml status lender_match)"
+    )
     click.echo(
         f"\nRuns are in MLflow ({tracking_uri()}); browse them with\n"
         f"  .venv/bin/mlflow ui --backend-store-uri {tracking_uri()}"

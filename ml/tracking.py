@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 import subprocess
+import urllib.error
+import urllib.request
 import warnings
 from pathlib import Path
 from typing import Any
@@ -20,9 +22,11 @@ from mlflow.tracking import MlflowClient
 from pandas.errors import Pandas4Warning
 
 from ml.config.models import ModelConfig
+from ml.data.urls import redact
 from ml.errors import RtmlError
 
 LOCAL_STORE = Path("var")
+REACH_TIMEOUT_S = 5
 
 # MLflow advises on integer columns whenever it infers a schema (datasets, signatures);
 # rtml declares serving inputs as doubles itself, so the hint is noise in every run.
@@ -52,6 +56,26 @@ def use_tracking() -> str:
     uri = tracking_uri()
     mlflow.set_tracking_uri(uri)
     return uri
+
+
+def check_reachable(uri: str) -> None:
+    """Fail fast, naming the URI, when a tracking *server* does not answer.
+
+    MLflow's client would retry with backoff for minutes before giving up.
+    """
+    if not uri.startswith(("http://", "https://")):
+        return
+    try:
+        with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=REACH_TIMEOUT_S):
+            return
+    except urllib.error.HTTPError:
+        return  # it answered: auth or a proxy in front; MLflow's own calls say more
+    except (OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise TrackingError(
+            f"cannot reach the MLflow tracking server at {redact(uri)}: {reason}",
+            hint="check MLFLOW_TRACKING_URI and that the server is running",
+        ) from exc
 
 
 def experiment_id(name: str) -> str:

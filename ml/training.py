@@ -23,8 +23,10 @@ from pathlib import Path
 from typing import Any
 
 import mlflow
+from botocore.exceptions import BotoCoreError, ClientError
 from mlflow.data.code_dataset_source import CodeDatasetSource
 from mlflow.data.meta_dataset import MetaDataset
+from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
 
 from ml import __version__
@@ -37,7 +39,15 @@ from ml.frameworks import FitContext, check_choice, create_framework, framework_
 from ml.frameworks.base import Examples, Framework
 from ml.model import Model, create_model
 from ml.reporting import evaluate_part, log_model, log_stats
-from ml.tracking import experiment_id, flat_config, git_commit, log_params, use_tracking
+from ml.tracking import (
+    TrackingError,
+    check_reachable,
+    experiment_id,
+    flat_config,
+    git_commit,
+    log_params,
+    use_tracking,
+)
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +86,7 @@ def train_model(config: ModelConfig, config_version: str, options: TrainOptions)
     """Train, evaluate and log one run; see the module docstring."""
     check_choice(options.framework, options.algorithm, config)  # before pulling data
     model = create_model(config)
-    use_tracking()
+    check_reachable(use_tracking())
     # Under `mlflow run`, MLflow made the run (in the experiment it was given): use that one.
     experiment = None if os.environ.get("MLFLOW_RUN_ID") else experiment_id(config.name)
     with mlflow.start_run(
@@ -87,6 +97,8 @@ def train_model(config: ModelConfig, config_version: str, options: TrainOptions)
             result = _run(model, config_version, options, run.info.run_id, experiment)
         except BaseException as exc:
             _record_failure(exc)
+            if isinstance(exc, MlflowException | BotoCoreError | ClientError):
+                raise _store_error(exc) from exc
             raise
     if options.register:
         result.registered_version = _register(result, config)
@@ -210,6 +222,16 @@ def _log_inputs(windows: Windows, config: ModelConfig, source: str) -> None:
         mlflow.log_input(dataset, context=context, tags={"rows": str(len(frame))})
 
 
+def _store_error(exc: BaseException) -> TrackingError:
+    """MLflow or the artifact store (S3) refused what the run logs: one clear line."""
+    reason = next((line for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+    return TrackingError(
+        f"MLflow at {mlflow.get_tracking_uri()} could not store the run: {reason[:300]}",
+        hint="check the tracking server, its artifact store (bucket exists, credentials) "
+        "and MLFLOW_S3_ENDPOINT_URL",
+    )
+
+
 def _record_failure(exc: BaseException) -> None:
     """Leave the error on the run; the start_run block then ends it FAILED (or KILLED)."""
     try:
@@ -222,14 +244,9 @@ def _record_failure(exc: BaseException) -> None:
 
 
 def _register(result: TrainResult, config: ModelConfig) -> str:
-    tags = {
-        "config_version": result.config_version,
-        "framework": result.framework,
-        "algorithm": result.algorithm,
-        **{key: f"{value:.6g}" for key, value in result.metrics.items() if key.startswith("test_")},
-    }
-    version = mlflow.register_model(result.model_uri, config.name, tags=tags)
-    return str(version.version)
+    from ml.registry import register_run  # the registry is only needed with --register
+
+    return str(register_run(result.run_id, config.name).version)
 
 
 def _number(value: Any) -> bool:

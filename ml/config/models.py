@@ -220,6 +220,27 @@ class Data(StrictModel):
     )
 
 
+class Promotion(StrictModel):
+    """How a new version is promoted by ``rtml retrain`` and gated by ``--if-better``."""
+
+    policy: Literal["challenger", "champion_if_better"] = Field(
+        "challenger",
+        description="challenger: a retrained version becomes @challenger and people decide; "
+        "champion_if_better: it becomes @champion when it beats the champion on the same "
+        "recent test window by the margin, else @challenger.",
+    )
+    margin: float = Field(
+        0.0,
+        ge=0,
+        description="How much better (test AUC for binary, R² for regression, on the "
+        "candidate's test window) a candidate must be to replace the champion.",
+    )
+    framework: str = Field("xgboost", description="What rtml retrain trains with.")
+    algorithm: str | None = Field(
+        None, description="rtml retrain's algorithm; default: the framework's first for the task."
+    )
+
+
 class ModelConfig(StrictModel):
     """A model version: data, features, and framework options."""
 
@@ -240,6 +261,9 @@ class ModelConfig(StrictModel):
     crosses: list[Cross] = Field(default_factory=list, description="Quadratic features.")
     xgboost: XGBoostOptions = Field(default_factory=XGBoostOptions, description="XGBoost options.")
     vw: VWOptions = Field(default_factory=VWOptions, description="Vowpal Wabbit options.")
+    promotion: Promotion = Field(
+        default_factory=Promotion, description="Retraining's promotion policy and gate margin."
+    )
     overrides: list[str] = Field(
         default_factory=list,
         description="Set by rtml: the --set overrides applied to produce this resolved config.",

@@ -1,0 +1,103 @@
+"""Train, register, promote and pull through a real `mlflow server` whose artifacts live in
+S3 (moto's S3 server on loopback), as on a real deployment; and a missing bucket."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import mlflow
+import pytest
+from click.testing import CliRunner
+from mlflow.tracking import MlflowClient
+
+from entrypoints.cli import cli
+from ml.data.urls import parse_db_url
+from ml.demo import DemoSpec, load_demo_data
+from tests.integration.servers import S3Server, mlflow_server, moto_s3_server
+
+BUCKET = "rtml-artifacts"
+FAST = ["--set", "xgboost.num_boost_round=20", "-q"]
+
+
+@pytest.fixture(scope="module")
+def s3() -> Iterator[S3Server]:
+    with moto_s3_server() as server:
+        server.create_bucket(BUCKET)
+        yield server
+
+
+@pytest.fixture(scope="module")
+def demo_db(tmp_path_factory: pytest.TempPathFactory) -> str:
+    path = tmp_path_factory.mktemp("demo") / "demo.db"
+    load_demo_data(parse_db_url(f"sqlite:///{path}"), DemoSpec(businesses=800, seed=4))
+    return f"sqlite:///{path}"
+
+
+@pytest.fixture
+def client_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.setenv("RTML_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.delenv("MLFLOW_RUN_ID", raising=False)
+    yield
+    mlflow.set_tracking_uri(None)
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_train_register_promote_pull_through_a_server_with_s3_artifacts(
+    s3: S3Server,
+    demo_db: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    client_env: None,
+) -> None:
+    with mlflow_server(
+        tmp_path, artifacts_destination=f"s3://{BUCKET}/mlartifacts", env=s3.env
+    ) as server:
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", server.uri)  # the client has no S3 access
+        runner = CliRunner()
+        trained = runner.invoke(
+            cli, ["train", "lender_match", "--register", "--set", f"source.url={demo_db}", *FAST]
+        )
+        assert trained.exit_code == 0, trained.output + server.log_tail()
+        assert (
+            runner.invoke(cli, ["promote", "lender_match", "1", "--alias", "champion"]).exit_code
+            == 0
+        )
+        pulled = runner.invoke(cli, ["pull", "lender_match@champion", str(tmp_path / "host")])
+        assert pulled.exit_code == 0, pulled.output
+        assert (tmp_path / "host" / "config.json").exists()
+
+        keys = s3.keys(BUCKET, "mlartifacts/")
+        names = {key.rsplit("/", 1)[-1] for key in keys}
+        # The run's config and fitted pipeline, and the model with its bundle, are in S3.
+        assert {"config.json", "pipeline.json", "MLmodel", "model.ubj", "roc_test.png"} <= names
+        version = MlflowClient(server.uri).get_model_version("lender_match", "1")
+        assert version.tags["framework"] == "xgboost"
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_a_missing_bucket_is_a_clear_error_and_registers_nothing(
+    s3: S3Server,
+    demo_db: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    client_env: None,
+) -> None:
+    with mlflow_server(
+        tmp_path, artifacts_destination="s3://no-such-bucket/mlartifacts", env=s3.env
+    ) as server:
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", server.uri)
+        # The server answers 500 for every upload; MLflow's default of 7 retries with
+        # backoff would take ~4 minutes to give up.
+        monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
+        result = CliRunner().invoke(
+            cli, ["train", "lender_match", "--register", "--set", f"source.url={demo_db}", *FAST]
+        )
+        assert result.exit_code == 2, result.output
+        assert "could not store the run" in result.output and "Traceback" not in result.output
+        client = MlflowClient(server.uri)
+        (run,) = client.search_runs([client.get_experiment_by_name("lender_match").experiment_id])
+        assert run.info.status == "FAILED"
+        assert client.search_registered_models() == []
