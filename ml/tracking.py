@@ -3,7 +3,9 @@
 ``MLFLOW_TRACKING_URI`` wins when set (a tracking server, a database). Without it,
 runs go to a local store under ``var/``: a SQLite database for runs and the
 registry, artifacts in ``var/mlartifacts``. (MLflow's plain ``mlruns`` folder
-store is deprecated and has no model registry.)
+store is deprecated and has no model registry.) ``RTML_ARTIFACT_ROOT`` (e.g.
+``s3://bucket/mlflow``) sets where new experiments keep their artifacts when the
+client itself writes them (no tracking server proxying artifacts).
 """
 
 from __future__ import annotations
@@ -85,7 +87,9 @@ def experiment_id(name: str) -> str:
         if experiment is not None:
             return str(experiment.experiment_id)
         location = None
-        if not os.environ.get("MLFLOW_TRACKING_URI"):
+        if root := os.environ.get("RTML_ARTIFACT_ROOT", "").strip():
+            location = f"{root.rstrip('/')}/{name}"  # e.g. s3://bucket/mlflow (client-side S3)
+        elif not os.environ.get("MLFLOW_TRACKING_URI"):
             location = (LOCAL_STORE / "mlartifacts" / name).resolve().as_uri()
         return str(mlflow.create_experiment(name, artifact_location=location))
     except MlflowException as exc:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -55,6 +57,13 @@ def test_mlflow_run_train_entry_point(tmp_path: Path) -> None:
     from ml.demo import DemoSpec, load_demo_data
 
     load_demo_data(parse_db_url(f"sqlite:///{tmp_path}/demo.db"), DemoSpec(businesses=600))
+    # retrain has no --set: give it a config folder whose source is this test's database.
+    configs = tmp_path / "configs"
+    shutil.copytree(ROOT / "configs" / "lender_match", configs / "lender_match")
+    config_path = configs / "lender_match" / "v1.json"
+    config = json.loads(config_path.read_text())
+    config["source"]["url"] = f"sqlite:///{tmp_path}/demo.db"
+    config_path.write_text(json.dumps(config))
     tracking = f"sqlite:///{tmp_path}/mlflow.db"
     bin_dir = str(Path(sys.executable).parent)
     env = {
@@ -93,3 +102,28 @@ def test_mlflow_run_train_entry_point(tmp_path: Path) -> None:
     # MLflow logged the entry point's own algorithm='' (rtml's default); rtml adds what it chose.
     assert params["framework"] == "vw" and params["algorithm_resolved"] == "logistic"
     assert run.data.metrics["test_auc"] > 0.7
+
+    # The retrain entry point: recent windows, register, gate (no champion yet), alias.
+    retrained = subprocess.run(
+        [
+            f"{bin_dir}/mlflow",
+            "run",
+            str(ROOT),
+            "-e",
+            "retrain",
+            "--env-manager",
+            "local",
+            "-P",
+            "model=lender_match",
+            "-P",
+            "as_of=2026-12-01",
+        ],
+        env={**env, "RTML_CONFIGS_DIR": str(configs)},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert retrained.returncode == 0, retrained.stderr[-3000:]
+    assert "lender_match@champion -> version 1" in retrained.stdout
+    version = mlflow.MlflowClient().get_model_version_by_alias("lender_match", "champion")
+    assert version.tags["test_end"] == "2026-12-01"

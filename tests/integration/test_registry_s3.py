@@ -12,8 +12,7 @@ from click.testing import CliRunner
 from mlflow.tracking import MlflowClient
 
 from entrypoints.cli import cli
-from ml.data.urls import parse_db_url
-from ml.demo import DemoSpec, load_demo_data
+from tests.conftest import demo_sqlite
 from tests.integration.servers import S3Server, mlflow_server, moto_s3_server
 
 BUCKET = "rtml-artifacts"
@@ -29,9 +28,7 @@ def s3() -> Iterator[S3Server]:
 
 @pytest.fixture(scope="module")
 def demo_db(tmp_path_factory: pytest.TempPathFactory) -> str:
-    path = tmp_path_factory.mktemp("demo") / "demo.db"
-    load_demo_data(parse_db_url(f"sqlite:///{path}"), DemoSpec(businesses=800, seed=4))
-    return f"sqlite:///{path}"
+    return demo_sqlite(tmp_path_factory, businesses=800, seed=4)
 
 
 @pytest.fixture
@@ -101,3 +98,31 @@ def test_a_missing_bucket_is_a_clear_error_and_registers_nothing(
         (run,) = client.search_runs([client.get_experiment_by_name("lender_match").experiment_id])
         assert run.info.status == "FAILED"
         assert client.search_registered_models() == []
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_a_client_with_an_s3_artifact_location(
+    s3: S3Server,
+    demo_db: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    client_env: None,
+) -> None:
+    # No tracking server: the client writes artifacts to S3 itself (boto3 -> moto).
+    for key, value in s3.env.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
+    monkeypatch.setenv("RTML_ARTIFACT_ROOT", f"s3://{BUCKET}/client-side")
+    runner = CliRunner()
+    trained = runner.invoke(
+        cli, ["train", "lender_match", "--register", "--set", f"source.url={demo_db}", *FAST]
+    )
+    assert trained.exit_code == 0, trained.output
+    names = {key.rsplit("/", 1)[-1] for key in s3.keys(BUCKET, "client-side/lender_match/")}
+    assert {"config.json", "pipeline.json", "MLmodel", "model.ubj"} <= names
+    assert (
+        runner.invoke(cli, ["promote", "lender_match", "1", "--alias", "champion"]).exit_code == 0
+    )
+    pulled = runner.invoke(cli, ["pull", "lender_match@champion", str(tmp_path / "host")])
+    assert pulled.exit_code == 0, pulled.output

@@ -8,7 +8,6 @@ import json
 import re
 import shutil
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import mlflow
@@ -17,8 +16,7 @@ from click.testing import CliRunner, Result
 from mlflow.tracking import MlflowClient
 
 from entrypoints.cli import cli
-from ml.data.urls import parse_db_url
-from ml.demo import DemoSpec, load_demo_data
+from tests.conftest import demo_sqlite
 
 ROOT = Path(__file__).resolve().parents[2]
 WEAK = ["--set", "xgboost.num_boost_round=1", "--set", "xgboost.params.max_depth=1"]
@@ -26,20 +24,7 @@ WEAK = ["--set", "xgboost.num_boost_round=1", "--set", "xgboost.params.max_depth
 
 @pytest.fixture(scope="module")
 def demo_db(tmp_path_factory: pytest.TempPathFactory) -> str:
-    path = tmp_path_factory.mktemp("demo") / "demo.db"
-    load_demo_data(parse_db_url(f"sqlite:///{path}"), DemoSpec(businesses=1200, seed=9))
-    return f"sqlite:///{path}"
-
-
-@pytest.fixture
-def tracking(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[MlflowClient]:
-    uri = f"sqlite:///{tmp_path}/mlflow.db"
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    monkeypatch.setenv("RTML_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.delenv("MLFLOW_RUN_ID", raising=False)
-    mlflow.set_tracking_uri(uri)
-    yield MlflowClient(uri)
-    mlflow.set_tracking_uri(None)
+    return demo_sqlite(tmp_path_factory, businesses=1200, seed=9)
 
 
 def rtml(*args: str) -> Result:

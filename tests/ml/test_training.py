@@ -4,7 +4,6 @@ MLflow run it leaves, pyfunc parity, and the errors that must not leave a run RU
 from __future__ import annotations
 
 import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 
 import mlflow
@@ -19,7 +18,7 @@ from entrypoints.cli import cli
 from ml.config import load_model_config
 from ml.data.sources import open_source
 from ml.data.urls import parse_db_url
-from ml.demo import DemoSpec, load_demo_data
+from tests.conftest import demo_sqlite
 
 ROOT = Path(__file__).resolve().parents[2]
 FAST = ["--set", "xgboost.num_boost_round=40"]
@@ -27,20 +26,7 @@ FAST = ["--set", "xgboost.num_boost_round=40"]
 
 @pytest.fixture(scope="module")
 def demo_db(tmp_path_factory: pytest.TempPathFactory) -> str:
-    path = tmp_path_factory.mktemp("demo") / "demo.db"
-    load_demo_data(parse_db_url(f"sqlite:///{path}"), DemoSpec(businesses=1500, seed=7))
-    return f"sqlite:///{path}"
-
-
-@pytest.fixture
-def tracking(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[MlflowClient]:
-    uri = f"sqlite:///{tmp_path}/mlflow.db"
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    monkeypatch.setenv("RTML_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.delenv("MLFLOW_RUN_ID", raising=False)
-    mlflow.set_tracking_uri(uri)
-    yield MlflowClient(uri)
-    mlflow.set_tracking_uri(None)
+    return demo_sqlite(tmp_path_factory, businesses=1500, seed=7)
 
 
 def _train(*args: str) -> object:
