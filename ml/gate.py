@@ -30,7 +30,7 @@ from ml.data.sources import open_source, source_url
 from ml.data.windows import TimeWindow
 from ml.datasets import call_model, check_labels
 from ml.model import create_model
-from ml.registry import RegistryError, registry_client
+from ml.registry import RegistryError, model_version, registered_model, registry_client
 from ml.tracking import experiment_id
 
 log = logging.getLogger(__name__)
@@ -102,51 +102,48 @@ def compare(
     name: str, candidate: str, margin: float | None = None, today: date | None = None
 ) -> GateResult:
     """Gate version ``candidate`` of ``name`` against its current @champion."""
-    from ml.registry import model_version, registered_model
-
     client = registry_client()
     model = registered_model(client, name)
     challenger = model_version(client, name, candidate)
     config = version_config(client, challenger)
     margin = config.promotion.margin if margin is None else margin
     metric = "test_auc" if config.task == "binary" else "test_r2"
-    tags = challenger.tags
-    window = TimeWindow(
-        date.fromisoformat(tags["test_start"]), date.fromisoformat(tags["test_end"])
-    )
+    window = _test_window(challenger)
     champion_version = model.aliases.get("champion")
-    if champion_version is None or str(champion_version) == str(challenger.version):
-        score = float(tags.get(metric, "nan"))
-        result = GateResult(
-            name,
-            str(challenger.version),
-            None,
-            metric,
-            score,
-            None,
-            margin,
-            str(window),
-            0,
-            passed=True,
-        )
+    # The first version, or re-gating the champion itself, passes without a contest.
+    unopposed = champion_version is None or str(champion_version) == str(challenger.version)
+    rows, champion_score = 0, None
+    if unopposed:
+        candidate_score = float(challenger.tags.get(metric, "nan"))
     else:
         champion = client.get_model_version(name, str(champion_version))
         candidate_score, rows = score_on_window(client, challenger, window, today)
         champion_score, _ = score_on_window(client, champion, window, today)
-        result = GateResult(
-            name,
-            str(challenger.version),
-            str(champion.version),
-            metric,
-            candidate_score,
-            champion_score,
-            margin,
-            str(window),
-            rows,
-            passed=candidate_score >= champion_score + margin,
-        )
+    result = GateResult(
+        model=name,
+        candidate=str(challenger.version),
+        champion=None if unopposed else str(champion_version),
+        metric=metric,
+        candidate_score=candidate_score,
+        champion_score=champion_score,
+        margin=margin,
+        window=str(window),
+        rows=rows,
+        passed=unopposed or candidate_score >= (champion_score or 0.0) + margin,
+    )
     _log(client, result)
     return result
+
+
+def _test_window(version: ModelVersion) -> TimeWindow:
+    try:
+        start, end = version.tags["test_start"], version.tags["test_end"]
+    except KeyError:
+        raise RegistryError(
+            f"version {version.version} of {version.name} has no test window tags",
+            hint="register versions with rtml register or rtml train --register",
+        ) from None
+    return TimeWindow(date.fromisoformat(start), date.fromisoformat(end))
 
 
 def _log(client: MlflowClient, result: GateResult) -> None:

@@ -81,12 +81,14 @@ def test_console_script_runs_the_demo(tmp_path: Path) -> None:
         **os.environ,
         "RTML_DEMO_DB": f"sqlite:///{tmp_path}/demo.db",
         "RTML_CACHE_DIR": str(tmp_path / "cache"),
+        "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/mlflow.db",
     }
     done = subprocess.run(
         [rtml, "demo", "-q"], env=env, capture_output=True, text=True, timeout=300
     )
     assert done.returncode == 0, done.stderr
     assert "Wrote demo data" in done.stdout
+    assert "@champion -> version 1, @challenger -> version 2, traffic 90/10" in done.stdout
     rerun = subprocess.run(
         [rtml, "demo", "-q"], env=env, capture_output=True, text=True, timeout=300
     )
