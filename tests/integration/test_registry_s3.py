@@ -13,17 +13,10 @@ from mlflow.tracking import MlflowClient
 
 from entrypoints.cli import cli
 from tests.conftest import demo_sqlite
-from tests.integration.servers import S3Server, mlflow_server, moto_s3_server
+from tests.integration.conftest import BUCKET
+from tests.integration.servers import S3Server, mlflow_server
 
-BUCKET = "rtml-artifacts"
 FAST = ["--set", "xgboost.num_boost_round=20", "-q"]
-
-
-@pytest.fixture(scope="module")
-def s3() -> Iterator[S3Server]:
-    with moto_s3_server() as server:
-        server.create_bucket(BUCKET)
-        yield server
 
 
 @pytest.fixture(scope="module")

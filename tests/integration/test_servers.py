@@ -19,6 +19,7 @@ import pytest
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
+from tests.integration.conftest import BUCKET
 from tests.integration.servers import (
     MlflowServer,
     S3Server,
@@ -29,7 +30,6 @@ from tests.integration.servers import (
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-BUCKET = "rtml-artifacts"
 PREFIX = "mlartifacts"
 
 # Everything that could let this process reach S3 on its own. The client gets none of
@@ -59,13 +59,6 @@ class Doubler(PythonModel):
 
 mlflow.models.set_model(Doubler())
 """
-
-
-@pytest.fixture(scope="module")
-def s3() -> Iterator[S3Server]:
-    with moto_s3_server() as server:
-        server.create_bucket(BUCKET)
-        yield server
 
 
 @pytest.fixture(scope="module")
