@@ -79,6 +79,7 @@ class XGBoostFramework(Framework):
 
     booster: xgb.Booster | None = None
     _info: dict[str, Any]
+    _fitted_matrix: tuple[str, np.ndarray | sp.csr_matrix] | None = None
 
     @property
     def _linear(self) -> bool:
@@ -166,7 +167,11 @@ class XGBoostFramework(Framework):
 
     def fit(self, train: Examples, validation: Examples | None, context: FitContext) -> None:
         options = self.config.xgboost
-        dtrain = self._dmatrix(self._examples_matrix(train, context), train)
+        matrix = self._examples_matrix(train, context)
+        # Kept for scoring the train window right after fitting, instead of reading and
+        # verifying the cache entry (or transforming the rows) a second time.
+        self._fitted_matrix = (train.key, matrix) if train.key else None
+        dtrain = self._dmatrix(matrix, train)
         evals = [(dtrain, "train")]
         if validation is not None and len(validation):
             dvalid = self._dmatrix(self._examples_matrix(validation, context), validation, dtrain)
@@ -214,6 +219,9 @@ class XGBoostFramework(Framework):
         return self._score(self.matrix(rows))
 
     def predict_examples(self, examples: Examples, context: FitContext) -> np.ndarray:
+        kept = self._fitted_matrix
+        if kept is not None and kept[0] == examples.key:
+            return self._score(kept[1])
         return self._score(self._examples_matrix(examples, context))
 
     def _score(self, matrix: np.ndarray | sp.csr_matrix) -> np.ndarray:
@@ -226,6 +234,9 @@ class XGBoostFramework(Framework):
             # Trees: no DMatrix on the serving path, one call for all rows.
             scores = booster.inplace_predict(matrix)
         return np.asarray(scores, dtype=np.float64)
+
+    def close(self) -> None:
+        self._fitted_matrix = None
 
     # --- saving -------------------------------------------------------------------------
 
