@@ -21,8 +21,10 @@ $(STAMP): pyproject.toml
 	@$(BIN)/python -m pip install --quiet -e '.[dev]' 2>&1 | $(QUIET_PIP)
 	@touch $(STAMP)
 
+# Train and promote the demo models, then serve them on 127.0.0.1:8000 until Ctrl-C.
 demo: $(STAMP)
 	$(BIN)/rtml demo
+	$(BIN)/rtml serve --example
 
 test: $(STAMP)
 	$(BIN)/pytest $(PYTEST_ARGS)

@@ -72,6 +72,7 @@ def _register_commands() -> None:
         status_cmd,
         traffic_cmd,
     )
+    from entrypoints.serve_cmd import api_key, serve_cmd
     from entrypoints.train_cmd import train
 
     cli.add_command(demo_data)
@@ -79,7 +80,7 @@ def _register_commands() -> None:
     cli.add_command(config_group)
     cli.add_command(cache_group)
     cli.add_command(train)
-    for command in (register, promote, traffic_cmd, status_cmd, retrain, pull):
+    for command in (register, promote, traffic_cmd, status_cmd, retrain, pull, serve_cmd, api_key):
         cli.add_command(command)
 
 

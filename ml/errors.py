@@ -23,6 +23,15 @@ class RtmlError(Exception):
     def __str__(self) -> str:
         return f"{self.message} ({self.hint})" if self.hint else self.message
 
+    def __reduce__(self) -> tuple[object, ...]:
+        # Keep the hint (and any other attributes) when an error crosses a process boundary.
+        return (self.__class__, (self.message,), self.__dict__)
+
 
 class DataSourceError(RtmlError):
     """A database could not be reached or queried."""
+
+
+class QueryValueError(DataSourceError):
+    """The database refused a bound value (e.g. text where the column is a number): the
+    caller's input is wrong, not the database."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +50,8 @@ def pull_version(name: str, ref: str, dest: Path) -> dict[str, Any]:
             ),
             "run_id": version.run_id,
             "source": version.source,
+            "created_at": _iso(version.creation_timestamp),
+            "updated_at": _iso(version.last_updated_timestamp or version.creation_timestamp),
             "tags": dict(version.tags),
             "verified_rows": rows,
         }
@@ -59,6 +62,11 @@ def pull_version(name: str, ref: str, dest: Path) -> dict[str, Any]:
         return info
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _iso(millis: int | None) -> str:
+    """A registry timestamp (ms since the epoch) as ISO 8601 UTC."""
+    return datetime.fromtimestamp((millis or 0) / 1000, tz=UTC).isoformat(timespec="seconds")
 
 
 def _verify(model_dir: Path) -> int:

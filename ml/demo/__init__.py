@@ -55,6 +55,7 @@ def load_demo_data(
         if stored is not None:
             return stored
         result = _generate(engine, spec, progress)
+        _analyze(engine)
         result.seconds = time.perf_counter() - started
         return result
     except DBAPIError as exc:  # connected, but reading or writing failed: say so, not "connect"
@@ -111,6 +112,14 @@ def _generate(engine: sa.Engine, spec: DemoSpec, progress: bool) -> DemoResult:
         )
         loader.append(schema.demo_meta, _meta_frame(result))
     return result
+
+
+def _analyze(engine: sa.Engine) -> None:
+    """Give the planner statistics of the new tables (Postgres does not collect them on its
+    own until autovacuum runs; without them the serving query picks a slow plan)."""
+    if engine.dialect.name in ("postgresql", "sqlite", "duckdb"):
+        with engine.begin() as connection:
+            connection.exec_driver_sql("ANALYZE")
 
 
 def _meta_frame(result: DemoResult) -> pd.DataFrame:

@@ -53,7 +53,8 @@ applications = sa.Table(
     sa.Column("submitted_at", sa.DateTime, nullable=False),
     sa.Column("requested_amount", sa.Float, nullable=False),
     sa.Index("ix_applications_submitted_at", "submitted_at"),
-    sa.Index("ix_applications_business_id", "business_id"),
+    # By business, newest last: serving's "latest requested amount" reads one index entry.
+    sa.Index("ix_applications_business_id", "business_id", "submitted_at"),
     sa.Index("ix_applications_product_id", "product_id"),
 )
 

@@ -16,20 +16,26 @@ from ml.model import Model
 
 class LenderMatch(Model):
     def prepare(self, rows: pd.DataFrame) -> pd.DataFrame:
-        rows = rows.copy()
-        revenue = _positive(rows["annual_revenue"])
-        rows["credit_margin"] = rows["credit_score"] - rows["min_credit_score"]
-        rows["revenue_ratio"] = np.log(revenue / _positive(rows["min_annual_revenue"]))
-        rows["tenure_ratio"] = np.log(
-            (rows["months_in_business"] + 1) / (rows["min_months_in_business"] + 1)
-        )
-        rows["amount_to_max"] = rows["requested_amount"] / _positive(rows["max_amount"])
-        rows["affordability"] = rows["requested_amount"] / (
-            _positive(rows["avg_monthly_deposits"]) * 12
-        )
-        rows["debt_to_revenue"] = rows["existing_debt"] / revenue
-        rows["industry_served"] = np.where(_serves(rows), "yes", "no")
-        return rows
+        # numpy on whole columns, one assign at the end: a serving request (about 100 rows)
+        # pays pandas' per-operation cost once instead of a dozen times.
+        def number(name: str) -> np.ndarray:
+            return pd.to_numeric(rows[name], errors="coerce").to_numpy(np.float64, na_value=np.nan)
+
+        revenue = _positive(number("annual_revenue"))
+        amount = number("requested_amount")
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            derived = {
+                "credit_margin": number("credit_score") - number("min_credit_score"),
+                "revenue_ratio": np.log(revenue / _positive(number("min_annual_revenue"))),
+                "tenure_ratio": np.log(
+                    (number("months_in_business") + 1) / (number("min_months_in_business") + 1)
+                ),
+                "amount_to_max": amount / _positive(number("max_amount")),
+                "affordability": amount / (_positive(number("avg_monthly_deposits")) * 12),
+                "debt_to_revenue": number("existing_debt") / revenue,
+                "industry_served": np.where(_serves(rows), "yes", "no"),
+            }
+        return rows.assign(**derived)
 
 
 def _serves(rows: pd.DataFrame) -> np.ndarray:
@@ -37,16 +43,16 @@ def _serves(rows: pd.DataFrame) -> np.ndarray:
 
     Vectorised per industry (a few dozen), not per row.
     """
-    listed = "," + rows["industries_served"].fillna("").astype(str) + ","
+    listed = ("," + rows["industries_served"].fillna("").astype(str) + ",").to_numpy(object)
     industry = rows["industry"].astype(str).to_numpy()
     served = np.zeros(len(rows), dtype=bool)
     for name in pd.unique(industry):
         mask = industry == name
-        served[mask] = listed[mask].str.contains(f",{name},", regex=False).to_numpy()
+        needle = f",{name},"
+        served[mask] = [needle in text for text in listed[mask]]
     return served
 
 
-def _positive(values: pd.Series) -> pd.Series:
-    """Numbers with zero and negatives as missing, so ratios are NaN (then defaulted), not inf."""
-    numbers = pd.to_numeric(values, errors="coerce").astype("float64")
-    return numbers.where(numbers > 0)
+def _positive(values: np.ndarray) -> np.ndarray:
+    """Zero and negatives as missing, so ratios are NaN (then defaulted), not inf."""
+    return np.where(values > 0, values, np.nan)

@@ -283,3 +283,46 @@ def _venv_script(name: str) -> str:
     if not found:
         raise RuntimeError(f"{name} is not installed in {Path(sys.executable).parent}")
     return found
+
+
+@dataclass(frozen=True)
+class RtmlServer:
+    """A running ``rtml serve``: its base URL, log, and the gunicorn master's pid."""
+
+    url: str
+    log: Path
+    pid: int
+
+    def log_tail(self, chars: int = LOG_TAIL_CHARS) -> str:
+        return self.log.read_text(errors="replace")[-chars:]
+
+
+@contextlib.contextmanager
+def rtml_server(
+    tmp_path: Path,
+    *args: str,
+    env: Mapping[str, str],
+    timeout_s: float = START_TIMEOUT_S,
+) -> Iterator[RtmlServer]:
+    """Run ``rtml serve --port <free> ARGS`` (gunicorn, VW daemons) until the block ends.
+
+    ``env`` carries MLFLOW_TRACKING_URI and RTML_* settings; the store defaults to
+    ``tmp_path/store``. Ready once /v2/health/ready answers 200.
+    """
+    port = free_port()
+    url = f"http://{HOST}:{port}"
+    log_path = tmp_path / f"rtml-serve-{port}.log"
+    server_env = {"RTML_STORE": str(tmp_path / "store"), **os.environ, **env}
+    command = [_venv_script("rtml"), "serve", "--port", str(port), *args]
+    with (
+        log_path.open("a+b") as log,
+        _running(
+            command,
+            env=server_env,
+            log=log,
+            ready=lambda: _http_status(f"{url}/v2/health/ready") == 200,
+            what=f"rtml serve on {url}",
+            timeout_s=timeout_s,
+        ) as process,
+    ):
+        yield RtmlServer(url=url, log=log_path, pid=process.pid)

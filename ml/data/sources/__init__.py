@@ -33,12 +33,24 @@ __all__ = [
 ]
 
 
-def open_source(url: URL, progress: bool = False) -> Source:
+def open_source(
+    url: URL, progress: bool = False, *, statement_timeout_ms: int | None = None
+) -> Source:
     """The fastest source rtml has for ``url``; ``progress`` shows bulk pulls as they stream
-    (where the driver streams: Postgres)."""
+    (where the driver streams: Postgres).
+
+    ``statement_timeout_ms`` (serving) bounds each query where the database can enforce it
+    (Postgres), and opens the connection pool lazily, so a service can start, answer 503
+    and recover while its database is down.
+    """
     backend = url.get_backend_name()
     if backend == "postgresql":
-        return PostgresSource(url, progress=progress)
+        return PostgresSource(
+            url,
+            progress=progress,
+            statement_timeout_ms=statement_timeout_ms,
+            lazy=statement_timeout_ms is not None,
+        )
     if backend == "snowflake":
         # Imported here: the connector is heavy and only Snowflake users need it.
         from ml.data.sources.snowflake import SnowflakeSource

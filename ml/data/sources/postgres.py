@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 
 from ml.data.sources.base import Columns, Params, Source, as_columns, standard_dtypes
 from ml.data.urls import CONNECT_TIMEOUT_S, connection_error
+from ml.errors import QueryValueError
 
 # Postgres type OIDs -> the Arrow type their CSV text is parsed as; anything else stays text.
 # Integers widen to int64, as pandas.read_sql gives them.
@@ -45,22 +46,40 @@ _PG_TYPES: dict[int, pa.DataType] = {
 class PostgresSource(Source):
     """Postgres through psycopg2: pooled connections, COPY for bulk pulls."""
 
-    def __init__(self, url: URL, pool_size: int = 4, progress: bool = False) -> None:
+    def __init__(
+        self,
+        url: URL,
+        pool_size: int = 4,
+        progress: bool = False,
+        *,
+        statement_timeout_ms: int | None = None,
+        lazy: bool = False,
+    ) -> None:
+        """``statement_timeout_ms``: Postgres cancels any longer query (serving's bound).
+        ``lazy``: connect on first use, not now (a service starts while its database is down).
+        """
         super().__init__(url)
         self.progress = progress  # a byte counter while bulk pulls stream in
         import psycopg2.pool
 
         self._dialect = psycopg2_dialect()
         self._slots = threading.BoundedSemaphore(pool_size)
+        options = {}
+        if statement_timeout_ms is not None:
+            options["options"] = f"-c statement_timeout={int(statement_timeout_ms)}"
         try:
             self._pool = psycopg2.pool.ThreadedConnectionPool(
-                1,
+                0 if lazy else 1,
                 pool_size,
                 dsn=url.set(drivername="postgresql").render_as_string(hide_password=False),
                 connect_timeout=CONNECT_TIMEOUT_S,
+                **options,
             )
         except psycopg2.OperationalError as exc:
             raise connection_error(url, exc) from exc
+        # psycopg2's pool keeps only ``minconn`` idle connections and closes the rest when
+        # they are returned; keep up to the pool size open, so requests reuse connections.
+        self._pool.minconn = pool_size
 
     def _pyformat(self, sql: str) -> str:
         """``:name`` placeholders in psycopg2's ``%(name)s`` style (and literal % escaped)."""
@@ -75,10 +94,17 @@ class PostgresSource(Source):
         import psycopg2
 
         with self._slots:
-            connection = self._pool.getconn()
+            try:
+                connection = self._pool.getconn()
+            except psycopg2.OperationalError as exc:
+                raise connection_error(self.url, exc) from exc
             try:
                 with connection.cursor() as cursor:
                     yield cursor
+            except psycopg2.DataError as exc:  # SQLSTATE class 22: a bad bound value
+                # Only the driver's one-line reason: this one may reach an HTTP client.
+                reason = exc.diag.message_primary or "invalid value"
+                raise QueryValueError(reason, hint="check the parameter's type") from exc
             except psycopg2.Error as exc:
                 raise self._query_error(exc) from exc
             finally:
