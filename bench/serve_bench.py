@@ -416,7 +416,7 @@ def bench_infer(args: argparse.Namespace, folder: Path, servers: Servers) -> dic
             "--workers",
             str(WORKERS),
             "--worker-class",
-            "sync",
+            args.worker_class,
             "--threads",
             "1",
             "--bind",
@@ -698,6 +698,12 @@ def main() -> None:
     )
     parser.add_argument("--parts", default="infer,rank", help="infer, rank or both")
     parser.add_argument(
+        "--worker-class",
+        default="gthread",
+        choices=("gthread", "sync"),
+        help="gunicorn worker class of rtml and the bare handler alike (default: rtml's)",
+    )
+    parser.add_argument(
         "--no-analyze",
         dest="analyze",
         action="store_false",
@@ -722,6 +728,7 @@ def main() -> None:
         env |= {
             "MLFLOW_TRACKING_URI": f"sqlite:///{folder}/mlflow.db",
             "RTML_CACHE_DIR": str(folder / "cache"),
+            "RTML_WORKER_CLASS": args.worker_class,
             "PATH": f"{BIN}:{env.get('PATH', '')}",  # mlflow serve looks uvicorn up on PATH
         }
         os.environ["MLFLOW_TRACKING_URI"] = env["MLFLOW_TRACKING_URI"]

@@ -29,6 +29,7 @@ from ml.frameworks import load_framework
 from ml.model import Model, create_model
 from ml.pyfunc import CONFIG_FILE, FRAMEWORK_DIR, PIPELINE_FILE
 from serving.agent import bundle_dir
+from serving.columns import as_arrays
 from serving.errors import NotFound
 from serving.manifest import Manifest, ModelEntry, VersionEntry
 from serving.vw_client import DaemonPredictor, VWDaemonClient
@@ -58,21 +59,24 @@ class LoadedVersion:
     aliases: list[str] = field(default_factory=list)
 
     @property
-    def plain_prepare(self) -> bool:
-        """True when the model derives nothing: rows can skip the DataFrame round trip."""
+    def array_path(self) -> bool:
+        """True when the model derives its columns in ``derive`` (``prepare`` not overridden):
+        a request's rows then stay plain arrays, with no DataFrame built."""
         return type(self.model).prepare is Model.prepare
 
-    def score(self, rows: Frame) -> tuple[Frame, np.ndarray]:
-        """(prepared rows, scores): the model's ``prepare`` then one predict call.
+    def score(self, rows: Frame) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """(prepared columns, scores): the model's derived columns, then one predict call.
 
-        Prepared rows go on as a mapping of column arrays: for a request's tens of rows,
-        the pipeline reads plain arrays about 4x faster than DataFrame columns.
+        For a request's tens of rows the pipeline reads plain arrays several times faster
+        than DataFrame columns, so prepared rows go on as arrays either way.
         """
-        if not self.plain_prepare:
+        if self.array_path:
+            arrays = as_arrays(rows)
+            arrays.update(self.model.derive(arrays))
+        else:
             frame = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(rows)
-            prepared = self.model.prepare(frame)
-            rows = {str(name): prepared[name].to_numpy() for name in prepared.columns}
-        return rows, self.predictor.predict(rows)
+            arrays = as_arrays(self.model.prepare(frame))
+        return arrays, self.predictor.predict(arrays)
 
 
 @dataclass

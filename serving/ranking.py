@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from ml.data.sources import Columns
 from ml.errors import QueryValueError
@@ -53,9 +52,8 @@ def rank(
         )
     for name, value in request.features.items():
         columns[name] = [value] * len(ids)
-    frame = pd.DataFrame(columns)
     try:
-        prepared, scores = loaded.score(frame)
+        prepared, scores = loaded.score(columns)
     except (FeatureError, ModelError) as exc:
         if not request.features:
             raise  # the database's own rows failed: our problem, logged as a 500
@@ -64,7 +62,7 @@ def rank(
         ) from exc
     order = np.argsort(-scores, kind="stable")[: request.top_k or len(ids)]
     # Feature values only for the rows returned.
-    returned = {str(name): np.asarray(values)[order] for name, values in prepared.items()}
+    returned = {name: values[order] for name, values in prepared.items()}
     used, defaulted = feature_values(loaded.pipeline, returned)
     return [
         {

@@ -41,7 +41,7 @@ class _Gunicorn(BaseApplication):
         for key, value in {
             "bind": f"{s.host}:{s.port}",
             "workers": s.workers,
-            "worker_class": "sync",
+            "worker_class": s.worker_class,
             "threads": 1,
             "timeout": s.worker_timeout_s,
             "graceful_timeout": 10,

@@ -16,6 +16,7 @@ from typing import Any
 from ml.errors import RtmlError
 
 VW_MODES = ("daemon", "inprocess")
+WORKER_CLASSES = ("gthread", "sync")
 
 
 class SettingsError(RtmlError):
@@ -45,6 +46,10 @@ class Settings:
     # Model -> database URL for its online queries, when serving reads another database
     # than training did (a read replica); default: the config's source.
     online_urls: Mapping[str, str] = field(default_factory=dict, repr=False)
+    # gunicorn worker class: "sync" (one request at a time, connection closed after each)
+    # or "gthread" (with threads=1 still one request at a time, but keeps client
+    # connections alive, so a load balancer or website reuses them).
+    worker_class: str = "gthread"
     worker_timeout_s: int = 30
     log_level: str = "info"
 
@@ -77,6 +82,13 @@ def settings_from_env(environ: Mapping[str, str] | None = None) -> Settings:
             values[item.name] = Path(raw)
         elif item.name == "vw_mode":
             values["vw_mode"], values["vw_modes"] = parse_vw_modes(raw)
+        elif item.name == "worker_class":
+            if raw not in WORKER_CLASSES:
+                raise SettingsError(
+                    f"RTML_WORKER_CLASS: unknown worker class {raw!r}",
+                    hint=f"use one of {', '.join(WORKER_CLASSES)}",
+                )
+            values[item.name] = raw
         elif item.name == "online_urls":
             values["online_urls"] = parse_online_urls(raw)
         elif item.name != "vw_modes":

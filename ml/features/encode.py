@@ -65,6 +65,8 @@ def column(frame: Frame, name: str) -> Any:
 
 def numeric_values(raw: Any, name: str) -> np.ndarray:
     """float64 values, NaN where missing or infinite; text that is not a number is an error."""
+    if type(raw) is np.ndarray and raw.dtype == np.float64 and raw.ndim == 1:
+        return representable(raw)  # serving's arrays: nothing to convert
     if isinstance(raw, pd.Series):
         if raw.dtype == object or pd.api.types.is_string_dtype(raw.dtype):
             raw = _parse_numbers(raw, name)
@@ -78,7 +80,7 @@ def numeric_values(raw: Any, name: str) -> np.ndarray:
             )
     if values.ndim != 1:
         raise FeatureError(f"column {name!r} must be one-dimensional, got shape {values.shape}")
-    return _representable(values)
+    return representable(values)
 
 
 def _parse_numbers(raw: pd.Series, name: str) -> pd.Series:
@@ -97,10 +99,9 @@ def _parse_numbers(raw: pd.Series, name: str) -> pd.Series:
     return parsed
 
 
-def _representable(values: np.ndarray) -> np.ndarray:
+def representable(values: np.ndarray) -> np.ndarray:
     """inf -> NaN, and finite values clipped to float32's range."""
-    with np.errstate(invalid="ignore"):
-        out_of_range = np.abs(values) > FLOAT32_MAX  # True for inf, False for NaN
+    out_of_range = np.abs(values) > FLOAT32_MAX  # True for inf, False (no warning) for NaN
     if not out_of_range.any():
         return values
     values = np.where(np.isinf(values), np.nan, values)
@@ -191,7 +192,7 @@ def cross_block(cross: CrossState, left: Block, right: Block, compiled: Compiled
         assert left.values is not None and right.values is not None
         with np.errstate(over="ignore", invalid="ignore"):
             product = left.values * right.values
-        return Block(cross.name, cross.namespace, values=_representable(product))
+        return Block(cross.name, cross.namespace, values=representable(product))
     if left.coded and right.coded:
         assert left.codes is not None and right.codes is not None
         pair_ids = left.codes.astype(np.int64) * compiled.width + right.codes
@@ -239,4 +240,4 @@ def row_count(frame: Frame) -> int:
     return 0 if first is None else len(first)
 
 
-__all__ = ["Block", "Frame", "blocks", "row_count"]
+__all__ = ["Block", "Frame", "blocks", "representable", "row_count"]

@@ -200,3 +200,28 @@ def test_text_in_a_numeric_column_is_named_not_made_missing() -> None:
     assert parsed[0] == 1.5 and np.isnan(parsed[1]) and np.isnan(parsed[2]) and parsed[3] == 2
     with pytest.raises(FeatureError, match=r"'revenue'.*2 of 4 rows.*'n/a'"):
         numeric_values(pd.Series(["1", "n/a", "abc", None]), "revenue")
+
+
+def test_plain_number_arrays_take_a_fast_path_with_the_same_matrix() -> None:
+    """Serving's raw-row requests (float64 arrays, numeric features only) are stacked in
+    whole-matrix steps; the result equals the per-block path, defaults, NaN, inf and
+    out-of-float32-range values included."""
+    config = make_config(
+        features=[
+            {"name": "income", "type": "numeric", "default": "median", "namespace": "n"},
+            {"name": "debt", "type": "numeric", "namespace": "n"},
+            {"name": "age", "type": "numeric", "default": 0, "namespace": "n"},
+        ],
+        crosses=[],
+    )
+    frame = make_frame(300, seed=4)[["income", "debt", "age"]]
+    fitted = FeaturePipeline(config).fit(frame)
+    frame.loc[:5, "age"] = [np.nan, np.inf, -np.inf, 1e300, -1e300, 3.0]
+    arrays = {name: frame[name].to_numpy(np.float64) for name in frame.columns}
+    fast = transform(fitted, arrays)
+    np.testing.assert_array_equal(fast, transform(fitted, frame))  # DataFrame: block path
+    as_lists = {name: values.tolist() for name, values in arrays.items()}
+    np.testing.assert_array_equal(fast, transform(fitted, as_lists))  # lists: block path
+    biggest = np.finfo(np.float32).max
+    assert list(fast[:5, 2]) == [0, 0, 0, biggest, -biggest]  # NaN and inf: the default
+    assert np.isnan(fast[:, 1]).any()  # debt has no default: missing stays missing
