@@ -10,7 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 import ml
-from serving.bodies import DATATYPES, INT64, MAX_ID_LENGTH, MAX_OVERRIDES
+from serving.bodies import INT64, MAX_ID_LENGTH, MAX_OVERRIDES
+from serving.infer_body import DATATYPES
 from serving.settings import Settings
 
 JSON = "application/json"

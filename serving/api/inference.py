@@ -16,8 +16,8 @@ from flask.typing import ResponseReturnValue
 import ml
 from ml.features.fitted import FeatureError
 from ml.model import ModelError
-from serving.bodies import parse_infer
 from serving.errors import InvalidInput, NotFound, Unavailable
+from serving.infer_body import parse_infer
 from serving.pool import LoadedModel, LoadedVersion
 from serving.state import authorize, current, json_body
 
