@@ -384,7 +384,7 @@ def bench_infer(args: argparse.Namespace, folder: Path, servers: Servers) -> dic
     version = rtml_train(XGB_MODEL, servers.env, "--configs-dir", str(configs))
     print(f"  trained {XGB_MODEL} v{version} ({time.perf_counter() - started:.0f} s)", flush=True)
     store = folder / "store-infer"
-    ports = {name: free_port() for name in ("rtml", "bare", "mlflow")}
+    ports = {name: free_port() for name in ("rtml", "bare", "bare_orjson", "mlflow")}
     rtml = servers.start(
         "rtml infer",
         rtml_serve(ports["rtml"], store, f"{XGB_MODEL}/{version}"),
@@ -409,25 +409,21 @@ def bench_infer(args: argparse.Namespace, folder: Path, servers: Servers) -> dic
     )
     servers.wait_ready(rtml, "/v2/health/ready")
     booster = store / "models" / XGB_MODEL / version / "model/artifacts/rtml/framework/model.ubj"
-    bare = servers.start(
-        "bare flask",
-        [
-            str(BIN / "gunicorn"),
-            "--workers",
-            str(WORKERS),
-            "--worker-class",
-            args.worker_class,
-            "--threads",
-            "1",
-            "--bind",
-            f"127.0.0.1:{ports['bare']}",
-            "--pythonpath",
-            str(ROOT / "bench"),
-            "serve_bare_app:app",
-        ],
-        ports["bare"],
-        env={"SERVE_BARE_MODEL": str(booster)},
-    )
+
+    def bare_server(label: str, port: int, json_library: str) -> Server:
+        command = [
+            str(BIN / "gunicorn"), "--workers", str(WORKERS), "--worker-class", args.worker_class,
+            "--threads", "1", "--bind", f"127.0.0.1:{port}",
+            "--pythonpath", str(ROOT / "bench"), "serve_bare_app:app",
+        ]  # fmt: skip
+        env = {"SERVE_BARE_MODEL": str(booster), "SERVE_BARE_JSON": json_library}
+        return servers.start(label, command, port, env=env)
+
+    bare = bare_server("bare flask", ports["bare"], "json")
+    # The same handler reading the body with orjson, as rtml does: what the JSON library
+    # alone is worth, so the rtml / bare ratio can be read both ways.
+    bare_orjson = bare_server("bare flask + orjson", ports["bare_orjson"], "orjson")
+    servers.wait_ready(bare_orjson, "/ready")
     servers.wait_ready(bare, "/ready")
     servers.wait_ready(mlflow, "/ping")
 
@@ -435,9 +431,15 @@ def bench_infer(args: argparse.Namespace, folder: Path, servers: Servers) -> dic
     urls = {
         "rtml": f"{rtml.base}/v2/models/{XGB_MODEL}/versions/{version}/infer",
         "bare": f"{bare.base}/infer",
+        "bare_orjson": f"{bare_orjson.base}/infer",
         "mlflow": f"{mlflow.base}/invocations",
     }
-    bodies = {"rtml": infer_body, "bare": infer_body, "mlflow": split_body}
+    bodies = {
+        "rtml": infer_body,
+        "bare": infer_body,
+        "bare_orjson": infer_body,
+        "mlflow": split_body,
+    }
     scores = {}
     for name, url in urls.items():
         answer = post(url, bodies[name].read_bytes())
@@ -465,11 +467,11 @@ def bench_infer(args: argparse.Namespace, folder: Path, servers: Servers) -> dic
             )
             load = results[name][f"c{connections}"]
             print(
-                f"  {name:6} c={connections}: {load.rps:8.1f} req/s  p50 {load.p50_ms:6.2f} ms"
+                f"  {name:11} c={connections}: {load.rps:8.1f} req/s  p50 {load.p50_ms:6.2f} ms"
                 f"  p99 {load.p99_ms:6.2f} ms",
                 flush=True,
             )
-    for server in (rtml, bare, mlflow):
+    for server in (rtml, bare, bare_orjson, mlflow):
         servers.stop(server)
     return {"version": version, "results": results}
 
@@ -628,10 +630,12 @@ def report(
         print(f"1. POST {ROWS} rows, XGBoost 300 trees depth 6, 30 numeric features\n")
         print("| server | req/s, 8 conn. | p50, 1 conn. | p99, 1 conn. | req/s, 1 conn. |")
         print("|---|---|---|---|---|")
+        kind = f"gunicorn, {WORKERS} {args.worker_class} workers"
         labels = {
-            "rtml": "rtml `/v2/models/<m>/versions/<v>/infer` (gunicorn, 2 sync workers)",
-            "bare": "bare Flask handler (gunicorn, 2 sync workers, `inplace_predict`)",
-            "mlflow": "`mlflow models serve --workers 2` (uvicorn), `/invocations`",
+            "rtml": f"rtml `/v2/models/<m>/versions/<v>/infer` ({kind}; body read by orjson)",
+            "bare": f"bare Flask handler ({kind}, `json.loads`, `inplace_predict`)",
+            "bare_orjson": f"the same bare handler reading the body with orjson ({kind})",
+            "mlflow": f"`mlflow models serve --workers {WORKERS}` (uvicorn), `/invocations`",
         }
         for name, label in labels.items():
             c8, c1 = r[name]["c8"], r[name]["c1"]
@@ -652,6 +656,8 @@ def report(
             f"  {verdict(vs_bare >= 0.9)}"
         )
         print(f"  rtml p99 1 conn.  {p99:5.2f} ms  target: {TARGETS['p99']}  {verdict(p99 <= 6)}")
+        vs_orjson = r["rtml"]["c8"].rps / r["bare_orjson"]["c8"].rps
+        print(f"  (rtml / bare handler with orjson req/s {vs_orjson:.2f}x)")
         print(
             f"  (1 connection: rtml p50 {r['rtml']['c1'].p50_ms / r['bare']['c1'].p50_ms:.2f}x "
             f"bare's, MLflow's p50 {r['mlflow']['c1'].p50_ms / r['rtml']['c1'].p50_ms:.1f}x "
@@ -699,8 +705,8 @@ def main() -> None:
     parser.add_argument("--parts", default="infer,rank", help="infer, rank or both")
     parser.add_argument(
         "--worker-class",
-        default="gthread",
-        choices=("gthread", "sync"),
+        default="sync",
+        choices=("sync", "gthread"),
         help="gunicorn worker class of rtml and the bare handler alike (default: rtml's)",
     )
     parser.add_argument(

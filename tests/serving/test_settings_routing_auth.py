@@ -37,7 +37,12 @@ def test_settings_from_the_environment_and_their_errors() -> None:
     assert settings.online_urls["other"] == "sqlite:///x.db"
     assert "k1" not in repr(settings) and "replica" not in repr(settings)  # secrets stay out
     assert settings.with_overrides(port=None, workers=4).workers == 4
-    for bad in ({"RTML_PORT": "eighty"}, {"RTML_VW_MODE": "fast"}, {"RTML_ONLINE_URLS": "x"}):
+    for bad in (
+        {"RTML_PORT": "eighty"},
+        {"RTML_VW_MODE": "fast"},
+        {"RTML_ONLINE_URLS": "x"},
+        {"RTML_WORKER_CLASS": "eventlet"},
+    ):
         with pytest.raises(SettingsError):
             settings_from_env(bad)
 
