@@ -24,12 +24,29 @@ class RtmlError(Exception):
         return f"{self.message} ({self.hint})" if self.hint else self.message
 
     def __reduce__(self) -> tuple[object, ...]:
-        # Keep the hint (and any other attributes) when an error crosses a process boundary.
-        return (self.__class__, (self.message,), self.__dict__)
+        # Keep the hint (and any other attributes) when an error crosses a process boundary,
+        # whatever the subclass's constructor takes.
+        return (_rebuild, (self.__class__, self.args, self.__dict__))
+
+
+def _rebuild(cls: type[RtmlError], args: tuple[object, ...], state: dict[str, object]) -> RtmlError:
+    error = cls.__new__(cls)
+    Exception.__init__(error, *args)
+    error.__dict__.update(state)
+    return error
 
 
 class DataSourceError(RtmlError):
     """A database could not be reached or queried."""
+
+
+class DataSourceUnavailable(DataSourceError):
+    """The database is down, unreachable, overloaded or dropped the connection: retrying
+    later may work (serving answers 503 with Retry-After)."""
+
+
+class QueryTimeout(DataSourceUnavailable):
+    """The query ran past its statement timeout."""
 
 
 class QueryValueError(DataSourceError):

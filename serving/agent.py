@@ -19,7 +19,7 @@ from pathlib import Path
 from mlflow.tracking import MlflowClient
 
 from ml.pulling import pull_version
-from ml.pyfunc import BUNDLE, FRAMEWORK_DIR
+from ml.pyfunc import FRAMEWORK_DIR
 from ml.registry import (
     RegistryError,
     model_version,
@@ -29,18 +29,13 @@ from ml.registry import (
     traffic,
 )
 from ml.tracking import use_tracking
-from serving.manifest import Manifest, ModelEntry, VersionEntry, write_manifest
+from serving.manifest import Manifest, ModelEntry, VersionEntry, bundle_dir, write_manifest
 from serving.settings import Settings
 from serving.vw_daemon import DEFAULT_CHILDREN, DaemonSupervisor, VWDaemon
 
 log = logging.getLogger(__name__)
 
 VW_MODEL_FILE = "model.vw"
-
-
-def bundle_dir(version_path: str | Path) -> Path:
-    """Where a pulled version keeps rtml's bundle (config, pipeline, framework files)."""
-    return Path(version_path) / "model" / "artifacts" / BUNDLE
 
 
 def wanted_versions(client: MlflowClient, refs: tuple[str, ...]) -> dict[str, set[str]]:

@@ -31,6 +31,9 @@ class ApiKey:
     digest: bytes  # SHA-256 of the key
     models: frozenset[str] | None  # None: every model
 
+    def may_use(self, model: str) -> bool:
+        return self.models is None or model in self.models
+
 
 def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
@@ -55,10 +58,11 @@ class KeyRing:
             keys += read_key_file(key_file)
         return cls(keys)
 
-    def authorize(self, header: str | None, model: str | None) -> None:
-        """Raise 401 for a missing or unknown key, 403 for a key not allowed ``model``."""
+    def authorize(self, header: str | None, model: str | None) -> ApiKey | None:
+        """The caller's key (None when the API is open); 401 for a missing or unknown key,
+        403 for a key not allowed ``model``."""
         if self.is_open:
-            return
+            return None
         scheme, _, token = (header or "").partition(" ")
         token = token.strip()
         if scheme.lower() != "bearer" or not token:
@@ -72,8 +76,9 @@ class KeyRing:
                 found = key
         if found is None:
             raise Unauthorized("unknown API key", hint="check the key, or ask for a new one")
-        if model is not None and found.models is not None and model not in found.models:
+        if model is not None and not found.may_use(model):
             raise Forbidden(f"this API key may not use model {model!r}")
+        return found
 
 
 def read_key_file(path: Path) -> list[ApiKey]:

@@ -15,7 +15,7 @@ from typing import Any
 from flask import Flask, Response, g, jsonify
 from werkzeug.exceptions import HTTPException
 
-from ml.errors import DataSourceError, RtmlError
+from ml.errors import DataSourceError, DataSourceUnavailable, QueryTimeout, RtmlError
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +25,9 @@ class ServingError(RtmlError):
 
     status = 500
     code = "internal"
+    # What the client reads instead of ``message`` when the message names internals
+    # (hosts, ports); None: the message itself.
+    public_message: str | None = None
 
     def __init__(self, message: str, *, hint: str | None = None, field: str | None = None) -> None:
         super().__init__(message, hint=hint)
@@ -72,7 +75,8 @@ class Unavailable(ServingError):
 
 
 def error_body(error: ServingError) -> dict[str, Any]:
-    body: dict[str, Any] = {"error": {"code": error.code, "message": error.message}}
+    message = error.public_message or error.message
+    body: dict[str, Any] = {"error": {"code": error.code, "message": message}}
     if error.hint:
         body["error"]["hint"] = error.hint
     if error.field:
@@ -102,17 +106,28 @@ _HTTP_ERRORS: dict[int, type[ServingError]] = {
 def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(ServingError)
     def _serving(error: ServingError) -> Response:
+        if error.status >= 500 and not isinstance(error, Unavailable):
+            # A problem on our side (e.g. a misconfigured model): the operator reads the log,
+            # the client gets no internals.
+            log.error("request %s: %s (%s)", g.get("request_id"), error.message, error.hint)
+            return error_response(ServingError("internal error; it has been logged"))
+        if error.public_message:
+            log.warning("request %s: %s", g.get("request_id"), error.message)
         return error_response(error)
 
     @app.errorhandler(DataSourceError)
     def _data_source(error: DataSourceError) -> Response:
-        # The online query failed on the database's side (down, slow, dropped): retryable.
-        # The full message (host, database, user) goes to the log, not to the client.
-        log.warning("online query failed on request %s: %s", g.get("request_id"), error.message)
-        if "statement timeout" in error.message:
+        # The full message (host, database, user) goes to the log, never to the client.
+        request_id = g.get("request_id")
+        if isinstance(error, QueryTimeout):
+            log.warning("online query timed out on request %s: %s", request_id, error.message)
             message = "the online query took longer than the limit (RTML_QUERY_TIMEOUT_MS)"
-        else:
+        elif isinstance(error, DataSourceUnavailable):
+            log.warning("database unavailable on request %s: %s", request_id, error.message)
             message = "the model's database is unavailable"
+        else:  # the query itself fails (a missing column, a permission): ours to fix
+            log.error("online query failed on request %s: %s", request_id, error.message)
+            return error_response(ServingError("the model's online query failed; it is logged"))
         return error_response(Unavailable(message, hint="retry after a pause"))
 
     @app.errorhandler(HTTPException)
@@ -125,6 +140,8 @@ def register_error_handlers(app: Flask) -> None:
             kind = _HTTP_ERRORS.get(status, ServingError)
             wrapped = kind(_first_line(error.description or error.name))
             wrapped.status = status
+            if kind is ServingError:  # e.g. 415, 431: a code named after the status
+                wrapped.code = error.name.lower().replace(" ", "_")
         response = error_response(wrapped)
         if status == 405 and error.get_response().headers.get("Allow"):
             response.headers["Allow"] = error.get_response().headers["Allow"]

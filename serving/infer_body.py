@@ -52,11 +52,11 @@ def parse_infer(body: Any, settings: Settings, inputs: dict[str, str]) -> InferR
     columns: dict[str, Any] = {}
     rows: int | None = None
     for i, tensor in enumerate(tensors):
+        path = f"inputs[{i}]"
         found = _plain_numbers(tensor, settings, inputs)
         if found is not None:
             name, values = found
         else:
-            path = f"inputs[{i}]"
             name, values = _tensor(json_object(tensor, TENSOR_FIELDS, path), path, settings, inputs)
         if name in columns:
             raise InvalidInput(f"input {name!r} appears twice", field=f"{path}.name")
@@ -108,6 +108,13 @@ def _plain_numbers(
         return None  # the field-by-field check names it
 
 
+def _datatypes_for(mlflow_type: str) -> set[str]:
+    """The tensor datatypes a signature column of this MLflow type accepts."""
+    if mlflow_type in NUMERIC_TYPES:
+        return NUMERIC_DATATYPES
+    return {"BOOL"} if mlflow_type == "boolean" else {"BYTES"}
+
+
 def _parameters(body: dict[str, Any], prefix: str) -> None:
     """``parameters`` is read by no model here, but it must be what the protocol says."""
     parameters = body.get("parameters")
@@ -134,8 +141,10 @@ def _tensor(
             field=f"{path}.datatype",
         )
     expected = inputs.get(name)
-    if expected is not None and (expected in NUMERIC_TYPES) != (datatype in NUMERIC_DATATYPES):
-        want = "a numeric datatype (FP64, INT64, ...)" if expected in NUMERIC_TYPES else "BYTES"
+    if expected is not None and datatype not in _datatypes_for(expected):
+        want = {"boolean": "BOOL"}.get(expected, "BYTES")
+        if expected in NUMERIC_TYPES:
+            want = "a numeric datatype (FP64, INT64, ...)"
         raise InvalidInput(
             f"input {name!r} is {expected} in the model's signature: expected {want}, "
             f"got {datatype}",

@@ -16,9 +16,15 @@ from pathlib import Path
 from typing import Any
 
 from ml.errors import RtmlError
+from ml.pyfunc import BUNDLE
 
 MANIFEST_FILE = "manifest.json"
 FORMAT_VERSION = 1
+
+
+def bundle_dir(version_path: str | Path) -> Path:
+    """Where a pulled version keeps rtml's bundle (config, pipeline, framework files)."""
+    return Path(version_path) / "model" / "artifacts" / BUNDLE
 
 
 class ManifestError(RtmlError):

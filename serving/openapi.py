@@ -132,7 +132,8 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
             },
             "/v2/models/{name}/infer": {
                 "post": {
-                    "summary": "Score raw rows with the @champion version",
+                    "summary": "Score raw rows with the @champion version (else the alias with the "
+                    "largest traffic share, else the newest version)",
                     "parameters": [NAME],
                     "requestBody": infer_body,
                     "responses": infer_responses,

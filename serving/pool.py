@@ -14,6 +14,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -28,10 +29,9 @@ from ml.features.fitted import FittedPipeline
 from ml.frameworks import load_framework
 from ml.model import Model, create_model
 from ml.pyfunc import CONFIG_FILE, FRAMEWORK_DIR, PIPELINE_FILE
-from serving.agent import bundle_dir
 from serving.columns import as_arrays
 from serving.errors import NotFound
-from serving.manifest import Manifest, ModelEntry, VersionEntry
+from serving.manifest import Manifest, ModelEntry, VersionEntry, bundle_dir
 from serving.vw_client import DaemonPredictor, VWDaemonClient
 
 log = logging.getLogger(__name__)
@@ -57,6 +57,11 @@ class LoadedVersion:
     predictor: Predictor
     inputs: list[dict[str, Any]]  # the MLflow signature's input columns
     aliases: list[str] = field(default_factory=list)
+
+    @cached_property
+    def input_types(self) -> dict[str, str]:
+        """Raw input column -> its MLflow type ("double", "long", "string", ...)."""
+        return {column["name"]: column.get("type", "") for column in self.inputs}
 
     @property
     def array_path(self) -> bool:
@@ -146,7 +151,10 @@ def load_version(
     scorer = framework.name
     if framework.name == "vw":
         if item.vw_port is not None and name not in vw_inprocess:
-            predictor = DaemonPredictor(framework, VWDaemonClient("127.0.0.1", item.vw_port))
+            # A short wait for a restarting daemon (about 0.5 s): a sync worker waiting
+            # longer would hold the whole host's capacity while the daemon is down.
+            client = VWDaemonClient("127.0.0.1", item.vw_port, wait_for_restart=3.0)
+            predictor = DaemonPredictor(framework, client)
             scorer = "vw-daemon"
         else:
             scorer = "vw-inprocess"

@@ -68,11 +68,11 @@ def rank(
         {
             "id": _json_id(ids[i]),
             "score": float(scores[i]),
-            "rank": rank + 1,
-            "features": used[rank],
-            "defaulted": defaulted[rank],
+            "rank": position + 1,
+            "features": used[position],
+            "defaulted": defaulted[position],
         }
-        for rank, i in enumerate(order)
+        for position, i in enumerate(order)
     ]
 
 

@@ -87,6 +87,17 @@ def _report(settings: Settings, manifest: Manifest, keys: KeyRing) -> None:
             )
         if model.traffic:
             log.info("%s traffic: %s", model.name, model.traffic)
+    ports = sorted(
+        v.vw_port for m in manifest.models.values() for v in m.versions.values() if v.vw_port
+    )
+    if ports:
+        # VW's daemon has no option to bind one interface: it listens on all of them, and
+        # it checks no API key. Another host must not reach it.
+        log.warning(
+            "VW daemons listen on every interface (ports %s; VW cannot bind loopback only): "
+            "block them from other hosts with a firewall, or use RTML_VW_MODE=inprocess",
+            ", ".join(map(str, ports)),
+        )
     if keys.is_open:
         log.warning(
             "no API keys configured (RTML_API_KEYS / RTML_API_KEYS_FILE): the API is open to "
@@ -98,13 +109,20 @@ def _report(settings: Settings, manifest: Manifest, keys: KeyRing) -> None:
 
 def _when_ready(base: str, callback: Callable[[str], None]) -> None:
     deadline = time.monotonic() + READY_TIMEOUT_S
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"{base}/v2/health/ready", timeout=2) as response:
-                if response.status == 200:
-                    callback(base)
-                    return
-        except OSError:
-            pass
+    while not _ready(base):
+        if time.monotonic() > deadline:
+            log.warning("the service did not become ready within %.0f s", READY_TIMEOUT_S)
+            return
         time.sleep(0.2)
-    log.warning("the service did not become ready within %.0f s", READY_TIMEOUT_S)
+    try:
+        callback(base)
+    except Exception as exc:  # noqa: BLE001 - an example must never take the server down
+        log.warning("the example request failed: %s", exc)
+
+
+def _ready(base: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{base}/v2/health/ready", timeout=2) as response:
+            return bool(response.status == 200)
+    except OSError:
+        return False

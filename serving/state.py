@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from flask import current_app, request
+from flask import current_app, g, request
 
 from serving.auth import KeyRing
 from serving.bodies import parse_json
@@ -32,7 +32,7 @@ def current() -> ServingState:
 def authorize(model: str | None) -> ServingState:
     """The state, after checking the request's API key may use ``model``."""
     state = current()
-    state.keys.authorize(request.headers.get("Authorization"), model)
+    g.api_key = state.keys.authorize(request.headers.get("Authorization"), model)
     return state
 
 

@@ -45,6 +45,8 @@ PROBE = f"'{PROBE_TAG} |\n".encode()  # no features: scores the constant
 class VWDaemonUnavailable(Unavailable):
     """A VW daemon did not answer (down, restarting, or too slow): a 503."""
 
+    public_message = "the model's VW daemon is unavailable"  # host and port stay in the log
+
 
 class _Broken(Exception):
     """The connection failed in a way a reconnect may fix."""

@@ -9,6 +9,9 @@ same program. What the daemon does (vowpalwabbit 9.11, measured):
   closes it. A persistent connection therefore holds a child: more open clients than
   children and the extra ones wait unanswered (here: a timeout). Size ``num_children``
   to the web workers x threads, and close clients that are dropped.
+- It listens on every interface (VW has no option to bind one) and checks no API key, so
+  ``rtml serve`` warns at start: a firewall must keep other hosts off the daemon ports
+  (or use ``RTML_VW_MODE=inprocess``).
 - On SIGTERM the parent kills its children; on SIGKILL (OOM killer) it does not, and the
   orphans keep serving and keep the port (a restart then fails with "bind, errno =
   Address already in use"). So the daemon runs in its own process group and every
@@ -263,7 +266,11 @@ class DaemonSupervisor:
 
     def add(self, daemon: VWDaemon) -> VWDaemon:
         """Start ``daemon`` (VWDaemonError if it cannot) and watch it from now on."""
-        daemon.start()
+        try:
+            daemon.start()
+        except BaseException:
+            daemon.stop()  # its process group and log folder, whatever start() got to
+            raise
         with self._lock:
             self._watches.append(_Watch(daemon))
             if self._thread is None:

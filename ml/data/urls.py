@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 
-from ml.errors import DataSourceError
+from ml.errors import DataSourceError, DataSourceUnavailable
 
 _SCHEME = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
 
@@ -106,7 +106,7 @@ def _make_sqlite_ddl_transactional(engine: Engine) -> None:
         connection.exec_driver_sql("BEGIN")
 
 
-def connection_error(url: URL, exc: BaseException) -> DataSourceError:
+def connection_error(url: URL, exc: BaseException) -> DataSourceUnavailable:
     """Translate a driver's connect failure into one line naming the database, not the password."""
     reason = _driver_reason(exc)
     if url.password:
@@ -118,7 +118,7 @@ def connection_error(url: URL, exc: BaseException) -> DataSourceError:
             "check that the server is running and reachable, and the host, port, "
             "database and credentials in the URL"
         )
-    return DataSourceError(f"cannot connect to {describe(url)}: {reason}", hint=hint)
+    return DataSourceUnavailable(f"cannot connect to {describe(url)}: {reason}", hint=hint)
 
 
 def write_error(url: URL, exc: BaseException, what: str) -> DataSourceError:

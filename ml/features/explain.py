@@ -6,7 +6,8 @@ features were filled by a default. It reads the same fitted state as
 :mod:`ml.features.encode`, so what is reported is what the model saw: a missing
 numeric value with a learned median is reported as that median; one without a
 default stays missing (``None``), as the framework saw it. Infinite numbers count
-as missing, as in the encoder.
+as missing, as in the encoder. Values are reported before bucketing: a category unseen
+in training reads as sent, where the model read it as ``__other__``.
 """
 
 from __future__ import annotations

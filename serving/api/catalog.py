@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, jsonify
+from flask import Blueprint, g, jsonify
 from flask.typing import ResponseReturnValue
 
 from serving.openapi import openapi_document
@@ -15,6 +15,8 @@ blueprint = Blueprint("catalog", __name__)
 def models() -> ResponseReturnValue:
     state = authorize(None)
     table = state.pool.table
+    key = g.api_key  # a key limited to some models sees only those
+    visible = [m for m in table.models.values() if key is None or key.may_use(m.name)]
     return jsonify(
         {
             "manifest_written_at": table.manifest_written_at,
@@ -38,7 +40,7 @@ def models() -> ResponseReturnValue:
                         for v in sorted(model.versions.values(), key=lambda v: int(v.version))
                     ],
                 }
-                for model in sorted(table.models.values(), key=lambda m: m.name)
+                for model in sorted(visible, key=lambda m: m.name)
             ],
         }
     )

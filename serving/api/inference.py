@@ -89,8 +89,7 @@ def default_version(model: LoadedModel) -> LoadedVersion:
 
 def _infer(loaded: LoadedVersion) -> ResponseReturnValue:
     settings = current().settings
-    inputs = {column["name"]: column.get("type", "") for column in loaded.inputs}
-    request = parse_infer(json_body(), settings, inputs)
+    request = parse_infer(json_body(), settings, loaded.input_types)
     try:
         _, scores = loaded.score(request.columns)
     except (FeatureError, ModelError) as exc:

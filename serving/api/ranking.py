@@ -44,8 +44,7 @@ def rank_pinned(name: str, version: str) -> ResponseReturnValue:
 def _respond(
     state: ServingState, loaded: LoadedVersion, alias: str | None, body: Any
 ) -> ResponseReturnValue:
-    inputs = {column["name"]: column.get("type", "") for column in loaded.inputs}
-    request = parse_rank(body, state.settings, inputs)
+    request = parse_rank(body, state.settings, loaded.input_types)
     items = rank(loaded, request, state.sources, state.settings)
     return jsonify(
         {

@@ -280,3 +280,27 @@ def test_models_metadata_and_openapi(client: FlaskClient) -> None:
         headers={"X-Request-ID": "abc-123"},
     )
     assert response.json["request_id"] == "abc-123" == response.headers["X-Request-ID"]
+
+
+def test_infer_tensor_mismatches_are_422_naming_the_tensor(client: FlaskClient) -> None:
+    def tensor(name: str, rows: int) -> dict[str, Any]:
+        return {"name": name, "shape": [rows], "datatype": "FP64", "data": [1.0] * rows}
+
+    path = "/v2/models/lender_match/versions/1/infer"
+    uneven = client.post(
+        path, json={"inputs": [tensor("credit_score", 2), tensor("max_amount", 3)]}
+    )
+    assert uneven.status_code == 422 and uneven.json["error"]["field"] == "inputs[1].shape"
+    twice = client.post(path, json={"inputs": [tensor("max_amount", 2), tensor("max_amount", 2)]})
+    assert twice.status_code == 422 and twice.json["error"]["field"] == "inputs[1].name"
+
+
+def test_a_key_limited_to_some_models_lists_only_those(
+    served_app: Callable[..., Flask], tmp_path: Any
+) -> None:
+    key_file = tmp_path / "keys"
+    key_file.write_text(f"{hash_key('scoped')} other_model\n{hash_key('all')}\n")
+    client = served_app(api_keys_file=key_file).test_client()
+    scoped = client.get("/models", headers={"Authorization": "Bearer scoped"}).json["models"]
+    everything = client.get("/models", headers={"Authorization": "Bearer all"}).json["models"]
+    assert scoped == [] and [m["name"] for m in everything] == ["lender_match"]

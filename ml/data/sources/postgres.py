@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 
 from ml.data.sources.base import Columns, Params, Source, as_columns, standard_dtypes
 from ml.data.urls import CONNECT_TIMEOUT_S, connection_error
-from ml.errors import QueryValueError
+from ml.errors import DataSourceError, DataSourceUnavailable, QueryTimeout, QueryValueError
 
 # Postgres type OIDs -> the Arrow type their CSV text is parsed as; anything else stays text.
 # Integers widen to int64, as pandas.read_sql gives them.
@@ -96,22 +96,42 @@ class PostgresSource(Source):
         with self._slots:
             try:
                 connection = self._pool.getconn()
-            except psycopg2.OperationalError as exc:
+            except psycopg2.Error as exc:  # cannot connect, or the pool is exhausted
                 raise connection_error(self.url, exc) from exc
             try:
                 with connection.cursor() as cursor:
                     yield cursor
-            except psycopg2.DataError as exc:  # SQLSTATE class 22: a bad bound value
-                # Only the driver's one-line reason: this one may reach an HTTP client.
-                reason = exc.diag.message_primary or "invalid value"
-                raise QueryValueError(reason, hint="check the parameter's type") from exc
             except psycopg2.Error as exc:
-                raise self._query_error(exc) from exc
+                raise self._classified(exc) from exc
             finally:
                 if not connection.closed:
-                    connection.rollback()
+                    try:
+                        connection.rollback()
+                    except psycopg2.Error:
+                        connection.close()  # broken: the pool replaces it
                 # A connection the server dropped is closed here and replaced on the next getconn.
                 self._pool.putconn(connection, close=bool(connection.closed))
+
+    def _classified(self, exc: Exception) -> DataSourceError:
+        """The driver's error as what the caller can do about it (by SQLSTATE class)."""
+        import psycopg2
+        import psycopg2.errors
+
+        code = getattr(exc, "pgcode", None) or ""
+        error = self._query_error(exc)
+        if isinstance(exc, psycopg2.errors.QueryCanceled):
+            return QueryTimeout(error.message, hint="the query ran past its statement timeout")
+        if code.startswith("22") or code in ("42883", "42804"):  # a bound value of a wrong type
+            # Only the driver's one-line reason: this one may reach an HTTP client.
+            reason = getattr(getattr(exc, "diag", None), "message_primary", None)
+            return QueryValueError(reason or "invalid value", hint="check the parameter's type")
+        if isinstance(exc, (psycopg2.OperationalError, psycopg2.InterfaceError)) or code[:2] in (
+            "08",  # connection exception
+            "53",  # insufficient resources
+            "57",  # operator intervention (shutdown, cancel)
+        ):
+            return DataSourceUnavailable(error.message, hint="retry when the database is back")
+        return error  # the query itself is wrong: not worth retrying
 
     def query(self, sql: str, params: Params | None = None) -> pd.DataFrame:
         statement = self._pyformat(sql)

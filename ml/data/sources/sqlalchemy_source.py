@@ -8,10 +8,11 @@ from pathlib import Path
 import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import URL
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from ml.data.sources.base import Columns, Params, Source, as_columns, standard_dtypes
 from ml.data.urls import FILE_DATABASES, connection_error, create_engine
+from ml.errors import DataSourceUnavailable
 
 # How SQLAlchemy and rtml write timestamps into SQLite, which stores them as text.
 _SQLITE_TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2}(\.\d{1,6})?$")
@@ -66,7 +67,10 @@ class SqlAlchemySource(Source):
                 result = connection.execute(sa.text(sql), dict(params or {}))
                 return as_columns(list(result.keys()), [tuple(row) for row in result])
             except DBAPIError as exc:
-                raise self._query_error(exc) from exc
+                error = self._query_error(exc)
+                if isinstance(exc, OperationalError):  # locked, unreachable: may pass
+                    raise DataSourceUnavailable(error.message, hint=error.hint) from exc
+                raise error from exc
 
     def close(self) -> None:
         self.engine.dispose()

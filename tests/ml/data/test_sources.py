@@ -127,3 +127,26 @@ def test_file_database_identity_changes_when_the_file_does(tmp_path: Path) -> No
         assert str(tmp_path / "demo.db") in before
         load_demo_data(url, DemoSpec(businesses=60), progress=False)
         assert source.identity != before
+
+
+def test_serving_errors_say_whether_to_retry(postgres_url: str) -> None:
+    """Serving turns these into 503 (retry), 422 (the caller's value) or 500 (our query)."""
+    from ml.errors import DataSourceUnavailable, QueryTimeout, QueryValueError
+    from tests.integration.servers import free_port
+
+    with open_source(parse_db_url(postgres_url), statement_timeout_ms=200) as source:
+        with pytest.raises(QueryTimeout):
+            source.rows("SELECT pg_sleep(2)")
+        with pytest.raises(QueryValueError, match="invalid input syntax"):
+            source.rows("SELECT 1 WHERE 1 = CAST(:id AS integer)", {"id": "abc"})
+        with pytest.raises(DataSourceError) as broken:
+            source.rows("SELECT no_such_column FROM pg_class")
+        assert not isinstance(broken.value, DataSourceUnavailable)
+        assert source.rows("SELECT 1 AS one") == {"one": [1]}  # the pool is still usable
+    nobody = parse_db_url(f"postgresql://postgres@127.0.0.1:{free_port()}/x")
+    # Lazy: the source opens fine; the first query says the database is unavailable.
+    with (
+        open_source(nobody, statement_timeout_ms=200) as source,
+        pytest.raises(DataSourceUnavailable, match="cannot connect"),
+    ):
+        source.rows("SELECT 1")
