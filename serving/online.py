@@ -27,10 +27,18 @@ class OnlineSources:
     ) -> None:
         self.statement_timeout_ms = statement_timeout_ms
         self.online_urls = dict(online_urls or {})
-        self._sources: dict[str, Source] = {}
+        self._sources: dict[str, Source] = {}  # by URL: versions on one database share a pool
+        self._by_version: dict[tuple[str, str], Source] = {}  # the hot path's lookup
         self._lock = threading.Lock()
 
     def source_for(self, loaded: LoadedVersion) -> Source:
+        found = self._by_version.get((loaded.name, loaded.version))
+        if found is None:
+            found = self._by_version[(loaded.name, loaded.version)] = self._open(loaded)
+        return found
+
+    def _open(self, loaded: LoadedVersion) -> Source:
+        """The version's source: its URL is resolved (and the environment read) once."""
         override = self.online_urls.get(loaded.name)
         url = parse_db_url(override) if override else source_url(loaded.config.source)
         key = url.render_as_string(hide_password=False)
@@ -53,3 +61,4 @@ class OnlineSources:
             for source in self._sources.values():
                 source.close()
             self._sources.clear()
+            self._by_version.clear()
