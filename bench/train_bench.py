@@ -33,14 +33,14 @@ from ml.config import load_model_config
 from ml.data.cache import Cache
 from ml.data.sources import open_source
 from ml.data.urls import parse_db_url
-from ml.datasets import examples, pull_windows, time_tail
+from ml.datasets import VALIDATION_FRACTION, examples, pull_windows, time_tail
 from ml.demo import DemoSpec, load_demo_data
 from ml.features import FeaturePipeline
 from ml.features.vw import vw_lines, write_vw_file
 from ml.features.xgb import native_layout, to_native
 from ml.frameworks.xgboost import XGBoostFramework
 from ml.model import create_model
-from ml.training import VALIDATION_FRACTION, TrainOptions, train_model
+from ml.training import TrainOptions, train_model
 
 
 def xgboost_baseline(config, cache: Cache) -> tuple[float, float, int, int]:  # type: ignore[no-untyped-def]

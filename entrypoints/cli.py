@@ -49,6 +49,7 @@ def cli() -> None:
       rtml demo-data    (re)generate the demo lending-marketplace tables
       rtml config       validate and show model configs (configs/<model>/<version>.json)
       rtml train        train a model with XGBoost or VW, tracked in MLflow
+      rtml select       find the best feature combination (Optuna), tracked in MLflow
       rtml promote      set @champion / @challenger (optionally only if better)
       rtml traffic      split traffic between aliases (A/B)
       rtml status       versions, aliases, traffic and metrics of a model
@@ -72,6 +73,7 @@ def _register_commands() -> None:
         status_cmd,
         traffic_cmd,
     )
+    from entrypoints.select_cmd import select
     from entrypoints.serve_cmd import api_key, serve_cmd
     from entrypoints.train_cmd import train
 
@@ -80,6 +82,7 @@ def _register_commands() -> None:
     cli.add_command(config_group)
     cli.add_command(cache_group)
     cli.add_command(train)
+    cli.add_command(select)
     for command in (register, promote, traffic_cmd, status_cmd, retrain, pull, serve_cmd, api_key):
         cli.add_command(command)
 

@@ -32,6 +32,9 @@ from ml.model import Model, ModelError
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
+# The share of the train window (its latest rows) held out for early stopping.
+VALIDATION_FRACTION = 0.1
+
 
 @dataclass(frozen=True)
 class Windows:
@@ -104,6 +107,34 @@ def examples(model: Model, name: str, pulled: Pulled, rows: pd.DataFrame | None 
         weights=None if weights is None else xxhash.xxh3_128_hexdigest(weights.tobytes()),
     )
     return Examples(name, prepared.reset_index(drop=True), labels, weights, key)
+
+
+@dataclass(frozen=True)
+class ExampleSets:
+    """What a framework fits and is judged on: train, early-stopping validation, test."""
+
+    train: Examples
+    validation: Examples | None
+    test: Examples
+
+    def rows(self) -> dict[str, int]:
+        counts = {"train": len(self.train), "test": len(self.test)}
+        if self.validation is not None:
+            counts["validation"] = len(self.validation)
+        return counts
+
+
+def example_sets(model: Model, windows: Windows, *, hold_out_validation: bool) -> ExampleSets:
+    """Prepared, labelled train and test examples; with ``hold_out_validation``, the latest
+    part of the train window becomes the validation set (for early stopping)."""
+    validation: Examples | None = None
+    if hold_out_validation:
+        fit_rows, tail = time_tail(windows.train, windows.split.time_column, VALIDATION_FRACTION)
+        train = examples(model, "train", windows.train, fit_rows)
+        validation = examples(model, "validation", windows.train, tail)
+    else:
+        train = examples(model, "train", windows.train)
+    return ExampleSets(train, validation, examples(model, "test", windows.test))
 
 
 def time_tail(

@@ -56,25 +56,34 @@ RUNTIME_PACKAGES = (
 FRAMEWORK_PACKAGES = {"xgboost": "xgboost", "vw": "vowpalwabbit"}
 
 
+def part_metrics(
+    model: Model, part: Examples, scores: np.ndarray
+) -> tuple[dict[str, float], Evaluation | None]:
+    """Standard and custom metrics of one part, named ``<part>_<metric>``, logging nothing;
+    plus the model's own evaluation (its tables and figures are the caller's to log)."""
+    prefix = f"{part.name}_"
+    if model.config.task == "binary":
+        metrics = binary_metrics(part.labels, scores, groups=_groups(model, part))
+    else:
+        metrics = regression_metrics(part.labels, scores)
+    result = {prefix + key: float(value) for key, value in metrics.items()}
+    custom = call_model(
+        model, "evaluate", model.evaluate, part.name, part.rows, part.labels, scores
+    )
+    if not isinstance(custom, Evaluation):
+        return result, None
+    result.update({prefix + key: float(value) for key, value in custom.metrics.items()})
+    return result, custom
+
+
 def evaluate_part(
     model: Model, framework: Framework, part: Examples, scores: np.ndarray
 ) -> dict[str, float]:
     """Standard and custom metrics of one part (train/test), with its plots logged."""
-    config = model.config
-    prefix = f"{part.name}_"
-    if config.task == "binary":
-        groups = _groups(model, part)
-        metrics = binary_metrics(part.labels, scores, groups=groups)
-    else:
-        metrics = regression_metrics(part.labels, scores)
-    result = {prefix + key: float(value) for key, value in metrics.items()}
+    result, custom = part_metrics(model, part, scores)
     if part.name == "test":
         _log_plots(model, framework, part, scores)
-    custom = call_model(
-        model, "evaluate", model.evaluate, part.name, part.rows, part.labels, scores
-    )
-    if isinstance(custom, Evaluation):
-        result.update({prefix + key: float(value) for key, value in custom.metrics.items()})
+    if custom is not None:
         for name, table in custom.tables.items():
             mlflow.log_table(table, f"evaluation/{part.name}_{name}.json")
         for name, figure in custom.figures.items():

@@ -46,6 +46,10 @@ def tracking_uri() -> str:
     if configured:
         return configured
     LOCAL_STORE.mkdir(parents=True, exist_ok=True)
+    return local_tracking_uri()
+
+
+def local_tracking_uri() -> str:
     return f"sqlite:///{(LOCAL_STORE / 'mlflow.db').resolve()}"
 
 
@@ -89,7 +93,8 @@ def experiment_id(name: str) -> str:
         location = None
         if root := os.environ.get("RTML_ARTIFACT_ROOT", "").strip():
             location = f"{root.rstrip('/')}/{name}"  # e.g. s3://bucket/mlflow (client-side S3)
-        elif not os.environ.get("MLFLOW_TRACKING_URI"):
+        elif mlflow.get_tracking_uri() == local_tracking_uri():
+            # (Not "MLFLOW_TRACKING_URI is unset": mlflow.set_tracking_uri sets it.)
             location = (LOCAL_STORE / "mlartifacts" / name).resolve().as_uri()
         return str(mlflow.create_experiment(name, artifact_location=location))
     except MlflowException as exc:

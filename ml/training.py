@@ -33,10 +33,11 @@ from ml import __version__
 from ml.config.models import ModelConfig
 from ml.data.cache import Cache
 from ml.data.sources import open_source, source_url
-from ml.datasets import Windows, examples, pull_windows, time_tail, window_params
+from ml.datasets import Windows, example_sets, pull_windows, window_params
 from ml.features import FeaturePipeline
 from ml.frameworks import FitContext, check_choice, create_framework, framework_class
 from ml.frameworks.base import Examples, Framework
+from ml.interrupts import as_interrupt, watch_interrupts
 from ml.model import Model, create_model
 from ml.reporting import evaluate_part, log_model, log_stats
 from ml.tracking import (
@@ -51,7 +52,6 @@ from ml.tracking import (
 
 log = logging.getLogger(__name__)
 
-VALIDATION_FRACTION = 0.1
 SCHEMA_SAMPLE_ROWS = 1000
 
 
@@ -94,11 +94,15 @@ def train_model(config: ModelConfig, config_version: str, options: TrainOptions)
     ) as run:
         experiment = run.info.experiment_id
         try:
-            result = _run(model, config_version, options, run.info.run_id, experiment)
+            with watch_interrupts():
+                result = _run(model, config_version, options, run.info.run_id, experiment)
         except BaseException as exc:
-            _record_failure(exc)
+            error = as_interrupt(exc)  # Ctrl-C inside XGBoost's callbacks is its own error
+            record_failure(error)
+            if error is not exc:
+                raise error from exc
             if isinstance(exc, MlflowException | BotoCoreError | ClientError):
-                raise _store_error(exc) from exc
+                raise store_error(exc) from exc
             raise
     if options.register:
         result.registered_version = _register(result, config)
@@ -134,18 +138,11 @@ def _run(
     timings["data_seconds"] = time.perf_counter() - started
     log_params({**window_params(windows.split), **flat_config(config)})
 
-    cls = framework_class(options.framework)
-    validation: Examples | None = None
-    if cls.uses_validation and config.xgboost.early_stopping_rounds:
-        fit_rows, tail = time_tail(windows.train, windows.split.time_column, VALIDATION_FRACTION)
-        train = examples(model, "train", windows.train, fit_rows)
-        validation = examples(model, "validation", windows.train, tail)
-    else:
-        train = examples(model, "train", windows.train)
-    test = examples(model, "test", windows.test)
-    rows = {"train": len(train), "test": len(test)}
-    if validation is not None:
-        rows["validation"] = len(validation)
+    sets = example_sets(
+        model, windows, hold_out_validation=holds_out_validation(options.framework, config)
+    )
+    train, validation, test = sets.train, sets.validation, sets.test
+    rows = sets.rows()
     mlflow.set_tags(
         {
             **{f"rows.{part}": str(count) for part, count in rows.items()},
@@ -190,6 +187,11 @@ def _run(
     )
 
 
+def holds_out_validation(framework: str, config: ModelConfig) -> bool:
+    """Whether training holds out the end of the train window for early stopping."""
+    return framework_class(framework).uses_validation and bool(config.xgboost.early_stopping_rounds)
+
+
 def _evaluate_and_log(
     model: Model, framework: Framework, parts: dict[str, Examples], scores: dict[str, Any]
 ) -> dict[str, float]:
@@ -222,7 +224,7 @@ def _log_inputs(windows: Windows, config: ModelConfig, source: str) -> None:
         mlflow.log_input(dataset, context=context, tags={"rows": str(len(frame))})
 
 
-def _store_error(exc: BaseException) -> TrackingError:
+def store_error(exc: BaseException) -> TrackingError:
     """MLflow or the artifact store (S3) refused what the run logs: one clear line."""
     reason = next((line for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
     return TrackingError(
@@ -232,7 +234,7 @@ def _store_error(exc: BaseException) -> TrackingError:
     )
 
 
-def _record_failure(exc: BaseException) -> None:
+def record_failure(exc: BaseException) -> None:
     """Leave the error on the run; the start_run block then ends it FAILED (or KILLED)."""
     try:
         mlflow.set_tag("rtml.error", f"{type(exc).__name__}: {exc}"[:5000])

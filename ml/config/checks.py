@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 from ml.config.errors import ConfigIssue, closest
 from ml.config.models import LEARNED_CATEGORICAL, LEARNED_NUMERIC, Feature, ModelConfig
+from ml.config.selection_checks import check_selection
 
 # Flags whose job belongs to rtml: data files, model files, daemon mode.
 RESERVED_VW_FLAGS = frozenset(
@@ -46,6 +47,7 @@ def check(config: ModelConfig) -> list[ConfigIssue]:
         *_source(config),
         *_windows(config),
         *_vw_flags(config),
+        *check_selection(config),
     ]
 
 

@@ -241,6 +241,51 @@ class Promotion(StrictModel):
     )
 
 
+class Selection(StrictModel):
+    """Feature selection for ``rtml select``: which features may be left out, and how to judge.
+
+    Features are grouped; a combination uses some groups (features in no group are
+    always used). Either list ``combinations`` to evaluate each once, or leave it out to
+    search every group in/out (plus, optionally, alternative ``buckets``) with Optuna.
+    """
+
+    groups: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="Group name -> the features it holds. A feature is in at most one group; "
+        "features in no group are in every combination.",
+    )
+    combinations: list[list[str]] | None = Field(
+        None,
+        description="Explicit combinations, each a list of group names; each is evaluated "
+        "once. Leave out to search the space of every group in or out.",
+    )
+    buckets: dict[str, list[Buckets | None]] = Field(
+        default_factory=dict,
+        description="Search only: alternative buckets per numeric feature (null = the raw "
+        "value). The feature's configured buckets are always a choice too.",
+    )
+    metric: str | None = Field(
+        None,
+        description="What to optimise: a test-window metric rtml train logs, e.g. test_auc, "
+        "test_log_loss, test_precision_at_1, test_r2, or a test_ metric of the model's "
+        "evaluate(). Default: test_auc (binary) or test_r2 (regression).",
+    )
+    direction: Literal["maximize", "minimize"] | None = Field(
+        None,
+        description="Default: minimize for losses and errors (log_loss, rmse, mae), "
+        "maximize otherwise.",
+    )
+    trials: int | None = Field(
+        None,
+        ge=1,
+        description="Trials the study should hold when done (a rerun continues up to this). "
+        "Default: 30, or the number of combinations.",
+    )
+    timeout_seconds: float | None = Field(
+        None, gt=0, description="Stop starting new trials after this many seconds."
+    )
+
+
 class ModelConfig(StrictModel):
     """A model version: data, features, and framework options."""
 
@@ -263,6 +308,9 @@ class ModelConfig(StrictModel):
     vw: VWOptions = Field(default_factory=VWOptions, description="Vowpal Wabbit options.")
     promotion: Promotion = Field(
         default_factory=Promotion, description="Retraining's promotion policy and gate margin."
+    )
+    selection: Selection | None = Field(
+        None, description="Feature groups and the search that rtml select runs over them."
     )
     overrides: list[str] = Field(
         default_factory=list,

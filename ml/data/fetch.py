@@ -90,7 +90,7 @@ def pull_window(
             cache.store(
                 QUERIES,
                 key,
-                {FRAME_FILE: lambda path: _write_frame(frame, path)},
+                {FRAME_FILE: lambda path: write_frame(frame, path)},
                 description=f"{what} from {source.identity}",
                 info={"rows": len(frame), "columns": list(map(str, frame.columns))},
             )
@@ -132,7 +132,7 @@ def check_window_frame(
         )
 
 
-def _write_frame(frame: pd.DataFrame, path: Path) -> None:
+def write_frame(frame: pd.DataFrame, path: Path) -> None:
     """The rows as an Arrow IPC file (Feather v2), uncompressed.
 
     Chosen over Parquet for a local cache because a hit then costs a memory map
@@ -145,7 +145,12 @@ def _write_frame(frame: pd.DataFrame, path: Path) -> None:
 
 
 def _read_frame(entry: Entry) -> pd.DataFrame:
-    with pa.memory_map(str(entry.file(FRAME_FILE))) as source:
+    return read_frame(entry.file(FRAME_FILE))
+
+
+def read_frame(path: Path) -> pd.DataFrame:
+    """Rows that :func:`write_frame` wrote."""
+    with pa.memory_map(str(path)) as source:
         table = pa.ipc.open_file(source).read_all()
     # to_pandas copies numbers into pandas' own (writable) blocks; text stays Arrow-backed.
     return table.to_pandas()

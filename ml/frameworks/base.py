@@ -13,10 +13,11 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeAlias
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 
 from ml.config.models import ModelConfig
 from ml.data.cache import Cache
@@ -25,6 +26,7 @@ from ml.features.encode import Frame
 from ml.features.fitted import FittedPipeline
 
 FRAMEWORK_FILE = "framework.json"
+Matrix: TypeAlias = np.ndarray | sp.csr_matrix
 
 
 class FrameworkError(RtmlError):
@@ -116,6 +118,34 @@ class Framework(ABC):
         saved = self.save_model(directory)
         meta = {"framework": self.name, "algorithm": self.algorithm, "saved": saved}
         (directory / FRAMEWORK_FILE).write_text(json.dumps(meta, indent=1))
+
+
+class MatrixFramework(Framework):
+    """A framework that learns from a matrix with one column block per feature and cross.
+
+    Feature selection builds each block once and hands a trial the columns of its
+    features, in the order :meth:`matrix` would lay them out, instead of transforming
+    the rows again for every combination.
+    """
+
+    @abstractmethod
+    def matrix(self, rows: Frame) -> Matrix:
+        """The model's input for prepared rows."""
+
+    @abstractmethod
+    def fit_matrices(
+        self,
+        train: Examples,
+        train_matrix: Matrix,
+        validation: Examples | None,
+        validation_matrix: Matrix | None,
+        progress: bool,
+    ) -> None:
+        """Train on ready-made matrices (labels and weights from the examples)."""
+
+    @abstractmethod
+    def score_matrix(self, matrix: Matrix) -> np.ndarray:
+        """Scores for a matrix laid out as :meth:`matrix` lays it out."""
 
 
 def read_framework_meta(directory: Path) -> dict[str, Any]:

@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 from ml.data.fetch import cached_arrays, processed_key
 from ml.features.encode import Frame
 from ml.features.xgb import native_layout, onehot_names, to_native, to_onehot
-from ml.frameworks.base import Examples, FitContext, Framework, FrameworkError
+from ml.frameworks.base import Examples, FitContext, FrameworkError, Matrix, MatrixFramework
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +64,7 @@ TREE_PARAMS = {
 }
 
 
-class XGBoostFramework(Framework):
+class XGBoostFramework(MatrixFramework):
     name = "xgboost"
     algorithms = {
         "gbtree": "gradient-boosted trees (native categorical splits)",
@@ -166,19 +166,31 @@ class XGBoostFramework(Framework):
     # --- training -----------------------------------------------------------------------
 
     def fit(self, train: Examples, validation: Examples | None, context: FitContext) -> None:
-        options = self.config.xgboost
         matrix = self._examples_matrix(train, context)
         # Kept for scoring the train window right after fitting, instead of reading and
         # verifying the cache entry (or transforming the rows) a second time.
         self._fitted_matrix = (train.key, matrix) if train.key else None
-        dtrain = self._dmatrix(matrix, train)
-        evals = [(dtrain, "train")]
+        validation_matrix = None
         if validation is not None and len(validation):
-            dvalid = self._dmatrix(self._examples_matrix(validation, context), validation, dtrain)
-            evals.append((dvalid, "validation"))
+            validation_matrix = self._examples_matrix(validation, context)
+        self.fit_matrices(train, matrix, validation, validation_matrix, context.progress)
+
+    def fit_matrices(
+        self,
+        train: Examples,
+        train_matrix: Matrix,
+        validation: Examples | None,
+        validation_matrix: Matrix | None,
+        progress: bool,
+    ) -> None:
+        options = self.config.xgboost
+        dtrain = self._dmatrix(train_matrix, train)
+        evals = [(dtrain, "train")]
+        if validation is not None and validation_matrix is not None and len(validation):
+            evals.append((self._dmatrix(validation_matrix, validation, dtrain), "validation"))
         stopping = options.early_stopping_rounds if len(evals) > 1 else None
         started = time.perf_counter()
-        with _RoundProgress(options.num_boost_round, context.progress) as progress:
+        with _RoundProgress(options.num_boost_round, progress) as bar:
             try:
                 booster = xgb.train(
                     self.params(),
@@ -187,7 +199,7 @@ class XGBoostFramework(Framework):
                     evals=evals,
                     early_stopping_rounds=stopping,
                     verbose_eval=False,
-                    callbacks=[progress],
+                    callbacks=[bar],
                 )
             except xgb.core.XGBoostError as exc:
                 raise FrameworkError(
@@ -216,15 +228,15 @@ class XGBoostFramework(Framework):
         return self.booster
 
     def predict(self, rows: Frame) -> np.ndarray:
-        return self._score(self.matrix(rows))
+        return self.score_matrix(self.matrix(rows))
 
     def predict_examples(self, examples: Examples, context: FitContext) -> np.ndarray:
         kept = self._fitted_matrix
         if kept is not None and kept[0] == examples.key:
-            return self._score(kept[1])
-        return self._score(self._examples_matrix(examples, context))
+            return self.score_matrix(kept[1])
+        return self.score_matrix(self._examples_matrix(examples, context))
 
-    def _score(self, matrix: np.ndarray | sp.csr_matrix) -> np.ndarray:
+    def score_matrix(self, matrix: Matrix) -> np.ndarray:
         booster = self._booster()
         if self._linear:
             # gblinear has no inplace_predict; its DMatrix over a sparse one-hot is cheap.

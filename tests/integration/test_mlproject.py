@@ -127,3 +127,56 @@ def test_mlflow_run_train_entry_point(tmp_path: Path) -> None:
     assert "lender_match@champion -> version 1" in retrained.stdout
     version = mlflow.MlflowClient().get_model_version_by_alias("lender_match", "champion")
     assert version.tags["test_end"] == "2026-12-01"
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_mlflow_run_select_entry_point(tmp_path: Path) -> None:
+    from ml.data.urls import parse_db_url
+    from ml.demo import DemoSpec, load_demo_data
+
+    load_demo_data(parse_db_url(f"sqlite:///{tmp_path}/demo.db"), DemoSpec(businesses=600))
+    configs = tmp_path / "configs"
+    shutil.copytree(ROOT / "configs" / "lender_match", configs / "lender_match")
+    config_path = configs / "lender_match" / "v1.json"
+    config = json.loads(config_path.read_text())
+    config["source"]["url"] = f"sqlite:///{tmp_path}/demo.db"
+    config_path.write_text(json.dumps(config))
+    tracking = f"sqlite:///{tmp_path}/mlflow.db"
+    bin_dir = str(Path(sys.executable).parent)
+    env = {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": tracking,
+        "RTML_CACHE_DIR": str(tmp_path / "cache"),
+        "RTML_CONFIGS_DIR": str(configs),
+        "PATH": f"{bin_dir}:{os.environ['PATH']}",
+    }
+    done = subprocess.run(
+        [
+            f"{bin_dir}/mlflow",
+            "run",
+            str(ROOT),
+            "-e",
+            "select",
+            "--env-manager",
+            "local",
+            "-P",
+            "trials=3",
+            "-P",
+            f"storage=sqlite:///{tmp_path}/optuna.db",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "train it             rtml train lender_match --version v1-selected" in done.stdout
+    assert (configs / "lender_match" / "v1-selected.json").exists()
+    mlflow.set_tracking_uri(tracking)
+    runs = mlflow.search_runs(search_all_experiments=True, output_format="list")
+    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    (parent,) = parents  # the run MLflow made for the entry point is the parent
+    assert parent.info.status == "FINISHED" and parent.data.params["trials"] == "3"
+    assert {r.info.status for r in runs} == {"FINISHED"}
+    assert len(runs) - 1 == int(parent.data.metrics["trials_trained"])

@@ -1,0 +1,102 @@
+"""rtml select with worker processes sharing one study on the machine's Postgres."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import optuna
+import pytest
+from mlflow.tracking import MlflowClient
+from optuna.trial import TrialState
+
+from ml.selection import SelectOptions, select_features
+from ml.selection.study import open_storage
+from ml.selection.trials import DUPLICATE_ATTR, RUN_ATTR, WORKER_ATTR
+from tests.conftest import demo_sqlite
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def small_db(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return demo_sqlite(tmp_path_factory, businesses=1500, seed=21)
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_two_workers_share_a_study_and_run_exactly_the_requested_trials(
+    small_db: str, postgres_url: str, tracking: MlflowClient, tmp_path: Path
+) -> None:
+    raw = json.loads((ROOT / "configs" / "lender_match" / "v1.json").read_text())
+    raw["source"] = {"url": small_db}
+    raw["xgboost"]["num_boost_round"] = 60
+    # 6 groups and a bucket choice: 256 combinations, so TPE samples (with the constant liar).
+    raw["selection"]["trials"] = 7
+    folder = tmp_path / "configs" / "lender_match"
+    folder.mkdir(parents=True)
+    (folder / "v1.json").write_text(json.dumps(raw))
+
+    result = select_features(
+        "lender_match",
+        None,
+        SelectOptions(
+            workers=2,
+            storage=postgres_url,
+            configs_dir=tmp_path / "configs",
+            progress=False,
+            seed=3,
+        ),
+    )
+    study = optuna.load_study(study_name=result.study, storage=open_storage(postgres_url))
+    states = Counter(t.state for t in study.trials)
+    assert states[TrialState.COMPLETE] + states[TrialState.PRUNED] == 7
+    assert len(study.trials) == 7  # nothing extra, nothing failed or left running
+    workers = Counter(
+        t.user_attrs[WORKER_ATTR] for t in study.trials if WORKER_ATTR in t.user_attrs
+    )
+    assert len(workers) == 2, workers  # both processes ran trials
+    assert sorted(workers.values()) in ([3, 4], [2, 5], [1, 6])
+
+    # Each trained trial is a finished run nested under the one parent; nothing RUNNING.
+    trained = [t for t in study.trials if RUN_ATTR in t.user_attrs]
+    assert (
+        len(trained)
+        == 7 - sum(DUPLICATE_ATTR in t.user_attrs for t in study.trials) - states[TrialState.PRUNED]
+    )
+    experiment = tracking.get_experiment_by_name("lender_match")
+    runs = tracking.search_runs([experiment.experiment_id], max_results=100)
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == result.run_id]
+    assert {r.info.run_id for r in children} == {t.user_attrs[RUN_ATTR] for t in trained}
+    assert {r.info.status for r in runs} == {"FINISHED"}
+    assert result.config_path.exists()
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_a_worker_error_stops_the_study_with_a_clear_message(
+    small_db: str, postgres_url: str, tracking: MlflowClient, tmp_path: Path
+) -> None:
+    from click.testing import CliRunner
+
+    from entrypoints.cli import cli
+
+    raw = json.loads((ROOT / "configs" / "lender_match" / "v1.json").read_text())
+    raw["source"] = {"url": small_db}
+    raw["selection"]["metric"] = "test_nope"  # no trial can report it
+    folder = tmp_path / "configs" / "lender_match"
+    folder.mkdir(parents=True)
+    (folder / "v1.json").write_text(json.dumps(raw))
+    result = CliRunner().invoke(
+        cli,
+        ["select", "lender_match", "--configs-dir", str(tmp_path / "configs"), "--quiet"]
+        + ["--workers", "2", "--storage", postgres_url, "--trials", "4"],
+    )
+    assert result.exit_code == 2, result.output
+    assert "selection.metric 'test_nope' is not among the trial's metrics" in result.output
+    experiment = tracking.get_experiment_by_name("lender_match")
+    runs = tracking.search_runs([experiment.experiment_id], max_results=100)
+    (parent,) = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    assert parent.info.status == "FAILED"
+    assert "RUNNING" not in {r.info.status for r in runs}
