@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,7 @@ import click
 from entrypoints.options import cache_options, configs_dir_option, open_cache
 from ml.frameworks import FRAMEWORKS
 from ml.selection import SelectOptions, SelectResult, select_features
+from ml.selection.progress import bucket_choices
 
 
 class OptionalNumber(click.ParamType):
@@ -125,7 +127,8 @@ def select(
             trials=trials,
             timeout=timeout,
             workers=workers,
-            storage=storage or None,
+            # MLproject passes --storage '' for "not given": the variable still applies then
+            storage=storage or os.environ.get("RTML_OPTUNA_STORAGE") or None,
             study=study or None,
             seed=seed,
             cache=open_cache(no_cache),
@@ -155,11 +158,7 @@ def summary(model: str, result: SelectResult) -> str:
         )
     lines.append(f"  kept                 {len(result.features)} features")
     lines.append(f"  dropped              {', '.join(result.dropped) or '-'}")
-    buckets = [
-        f"{k.split('.', 1)[1]} {v}"
-        for k, v in result.best_params.items()
-        if k.startswith("buckets.")
-    ]
+    buckets = bucket_choices(result.best_params)
     if buckets:
         lines.append(f"  buckets              {', '.join(buckets)}")
     lines.append(f"  config               {result.config_path}")

@@ -37,7 +37,7 @@ from ml.datasets import Windows, example_sets, pull_windows, window_params
 from ml.features import FeaturePipeline
 from ml.frameworks import FitContext, check_choice, create_framework, framework_class
 from ml.frameworks.base import Examples, Framework
-from ml.interrupts import as_interrupt, watch_interrupts
+from ml.interrupts import InterruptWatch
 from ml.model import Model, create_model
 from ml.reporting import evaluate_part, log_model, log_stats
 from ml.tracking import (
@@ -93,11 +93,12 @@ def train_model(config: ModelConfig, config_version: str, options: TrainOptions)
         experiment_id=experiment, run_name=f"{options.framework}-{options.algorithm}"
     ) as run:
         experiment = run.info.experiment_id
+        watch = InterruptWatch()
         try:
-            with watch_interrupts():
+            with watch:
                 result = _run(model, config_version, options, run.info.run_id, experiment)
         except BaseException as exc:
-            error = as_interrupt(exc)  # Ctrl-C inside XGBoost's callbacks is its own error
+            error = watch.as_interrupt(exc)  # Ctrl-C inside XGBoost's callbacks is its own error
             record_failure(error)
             if error is not exc:
                 raise error from exc

@@ -48,8 +48,9 @@ def parse_db_url(value: str) -> URL:
 
 
 def redact(text: str) -> str:
-    """``text`` with any ``user:password@`` password replaced by ``***``."""
-    return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", text)
+    """``text`` with any ``user:password@`` password, or ``password=`` query value, as ``***``."""
+    text = re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", text)
+    return re.sub(r"([?&;]password=)[^&;\s]*", r"\1***", text, flags=re.IGNORECASE)
 
 
 def describe(url: URL) -> str:

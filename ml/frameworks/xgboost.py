@@ -28,6 +28,7 @@ from ml.data.fetch import cached_arrays, processed_key
 from ml.features.encode import Frame
 from ml.features.xgb import native_layout, onehot_names, to_native, to_onehot
 from ml.frameworks.base import Examples, FitContext, FrameworkError, Matrix, MatrixFramework
+from ml.interrupts import stop_requested
 
 log = logging.getLogger(__name__)
 
@@ -282,6 +283,8 @@ class _RoundProgress(xgb.callback.TrainingCallback):
 
     def after_iteration(self, model: Any, epoch: int, evals_log: Any) -> bool:
         self.bar.update(1)
+        if stop_requested():
+            return True  # Ctrl-C: stop here; the caller turns it into KeyboardInterrupt
         if evals_log:
             last = list(evals_log.get("validation", evals_log.get("train", {})).items())
             if last:

@@ -27,13 +27,13 @@ from matplotlib.figure import Figure
 from optuna.trial import FrozenTrial, TrialState
 
 from ml.config import ModelConfig, load_config
+from ml.selection.progress import describe_params
 from ml.selection.space import GROUP_PARAM, SearchSpace, SelectionError, selected_raw
+from ml.selection.study import BASELINE_ATTR
 from ml.selection.trials import DUPLICATE_ATTR, FEATURES_ATTR, RUN_ATTR
-from ml.selection.workers import describe_params
 
 log = logging.getLogger(__name__)
 
-BASELINE_ATTR = "rtml.baseline"
 MIN_IMPORTANCE_TRIALS = 4
 
 
@@ -102,7 +102,7 @@ def finish(
         )
     chosen = space.subset(space.choice(best.params))
     assert chosen is not None  # a trial with a value trained some features
-    baseline = _baseline(study)
+    baseline = _baseline(study, space)
     config = space.config
     path = configs_dir / config.name / f"{version}-selected.json"
     note = (
@@ -132,9 +132,11 @@ def finish(
     return result
 
 
-def _baseline(study: optuna.Study) -> FrozenTrial | None:
+def _baseline(study: optuna.Study, space: SearchSpace) -> FrozenTrial | None:
+    """The finished trial of "every feature, as configured" (None for listed combinations)."""
+    params = space.baseline_params()
     for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-        if trial.user_attrs.get(BASELINE_ATTR):
+        if trial.user_attrs.get(BASELINE_ATTR) or (params is not None and trial.params == params):
             return trial
     return None
 

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
+import socket
 import warnings
 from collections import Counter
 from typing import Any
@@ -25,9 +27,11 @@ from sqlalchemy.exc import SQLAlchemyError
 from ml.data.urls import parse_db_url, redact
 from ml.errors import DataSourceError
 from ml.selection.space import SearchSpace, SelectionError
+from ml.selection.trials import WORKER_ATTR
 from ml.tracking import LOCAL_STORE
 
 SPACE_ATTR = "rtml.space"
+BASELINE_ATTR = "rtml.baseline"
 SETUP_ATTR = "rtml.setup"
 # A worker that dies without a word (SIGKILL, a lost host) leaves its trial RUNNING; with a
 # heartbeat, Optuna marks it FAIL after the grace period so the trial is run again.
@@ -74,14 +78,27 @@ def open_storage(url: str) -> RDBStorage:
             heartbeat_interval=HEARTBEAT_S,
             grace_period=GRACE_S,
         )
-    except (SQLAlchemyError, ImportError, ValueError, DataSourceError) as exc:
-        reason = next((line for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
-        reason = re.sub(r"^\([\w.]+\) ", "", reason)  # "(psycopg2.OperationalError) ..."
+    except (SQLAlchemyError, ImportError, ValueError, RuntimeError, DataSourceError) as exc:
+        # RuntimeError: a storage schema from another Optuna version
         raise SelectionError(
-            f"cannot use the Optuna storage {redact(url)}: {redact(reason)[:300]}",
+            f"cannot use the Optuna storage {redact(url)}: {_reason(exc)}",
             hint="check that the database server is running and the URL (a SQLAlchemy URL, "
             "e.g. postgresql://user@host/db or sqlite:///var/optuna.db)",
         ) from exc
+
+
+def storage_error(exc: BaseException, url: str) -> SelectionError:
+    """The storage failed during the study (e.g. the database restarted)."""
+    return SelectionError(
+        f"the Optuna storage {redact(url)} failed during the study: {_reason(exc)}",
+        hint="finished trials are kept: rerun the same command to continue",
+    )
+
+
+def _reason(exc: BaseException) -> str:
+    reason = next((line for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+    reason = re.sub(r"^\([\w.]+\) ", "", reason)  # "(psycopg2.OperationalError) ..."
+    return redact(reason)[:300]
 
 
 def make_sampler(space: SearchSpace, trials: int, seed: int | None) -> optuna.samplers.BaseSampler:
@@ -106,29 +123,41 @@ def open_study(
     setup: dict[str, Any],
     sampler: optuna.samplers.BaseSampler,
 ) -> optuna.Study:
-    """Load the study ``name`` if it exists (checking it is the same selection), or create it."""
-    described = space.describe()
-    try:
-        study = optuna.load_study(study_name=name, storage=storage, sampler=sampler)
-    except KeyError:
-        study = None
-    if study is not None:
-        _check_same(study, name, storage, described, setup)
-        return study
+    """Load the study ``name`` (checking it is the same selection), or create it."""
     study = optuna.create_study(
         storage=storage,
         study_name=name,
         direction=space.direction,
         sampler=sampler,
-        load_if_exists=True,  # another host may create it at the same moment
+        load_if_exists=True,  # a rerun, or another host starting at the same moment
     )
-    study.set_user_attr(SPACE_ATTR, described)
-    study.set_user_attr(SETUP_ATTR, setup)
-    baseline = space.baseline_params()
-    if baseline is not None and not study.get_trials(deepcopy=False):
-        # "Every feature, as configured" first: the yardstick each combination is compared with.
-        study.enqueue_trial(baseline, user_attrs={"rtml.baseline": True}, skip_if_exists=True)
+    if SPACE_ATTR not in study.user_attrs and not study.get_trials(deepcopy=False):
+        # New (or created by a run that stopped before this step): make it ours.
+        study.set_user_attr(SPACE_ATTR, space.describe())
+        study.set_user_attr(SETUP_ATTR, setup)
+        baseline = space.baseline_params()
+        if baseline is not None:
+            # "Every feature, as configured" first: the yardstick combinations are compared with.
+            study.enqueue_trial(baseline, user_attrs={BASELINE_ATTR: True}, skip_if_exists=True)
+    check_study(study, storage, space, setup)
     return study
+
+
+def check_existing_study(storage: RDBStorage, name: str, space: SearchSpace) -> None:
+    """Refuse a named study with another search space before any data is pulled."""
+    try:
+        study = optuna.load_study(study_name=name, storage=storage)
+    except KeyError:
+        return
+    if SPACE_ATTR in study.user_attrs:
+        check_study(study, storage, space, None)
+
+
+def check_study(
+    study: optuna.Study, storage: RDBStorage, space: SearchSpace, setup: dict[str, Any] | None
+) -> None:
+    """Raise unless ``study`` was made by rtml select for this space (and setup, if given)."""
+    _check_same(study, study.study_name, storage, space.describe(), setup)
 
 
 def _check_same(
@@ -136,7 +165,7 @@ def _check_same(
     name: str,
     storage: RDBStorage,
     described: dict[str, Any],
-    setup: dict[str, Any],
+    setup: dict[str, Any] | None,
 ) -> None:
     attrs = study.user_attrs
     fix = (
@@ -150,7 +179,7 @@ def _check_same(
         raise SelectionError(
             f"study {name!r} exists with a different search space ({what})", hint=fix
         )
-    if attrs.get(SETUP_ATTR) != json.loads(json.dumps(setup)):
+    if setup is not None and attrs.get(SETUP_ATTR) != json.loads(json.dumps(setup)):
         what = _first_difference(attrs.get(SETUP_ATTR) or {}, setup)
         raise SelectionError(
             f"study {name!r} was run with a different setup ({what}); its trial values "
@@ -175,12 +204,34 @@ def counts(study: optuna.Study) -> Counter[TrialState]:
     return Counter(t.state for t in study.get_trials(deepcopy=False))
 
 
-def remaining_trials(study: optuna.Study, target: int) -> int:
+def remaining_trials(study: optuna.Study, storage: RDBStorage, target: int) -> int:
     """Trials still to run for the study to hold ``target`` finished ones; trials other
     workers are running count as on their way, failed ones are run again."""
-    optuna.storages.fail_stale_trials(study)
+    optuna.storages.fail_stale_trials(study)  # silent workers, after the heartbeat's grace
+    _fail_orphans(study, storage)
     states = counts(study)
     return max(0, target - sum(states[s] for s in DONE) - states[TrialState.RUNNING])
+
+
+def _fail_orphans(study: optuna.Study, storage: RDBStorage) -> None:
+    """Fail RUNNING trials of processes on this host that no longer exist (a killed
+    worker), at once rather than after the heartbeat's grace period."""
+    host = socket.gethostname()
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        worker_host, _, pid = str(trial.user_attrs.get(WORKER_ATTR, "")).rpartition(":")
+        if worker_host == host and pid.isdigit() and not _alive(int(pid)):
+            # FrozenTrial has no public id; Optuna's own fail_stale_trials does the same.
+            storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process: leave it to the heartbeat
+    return True
 
 
 def retry_failed(study: optuna.Study) -> int:
@@ -195,7 +246,10 @@ def retry_failed(study: optuna.Study) -> int:
     for trial in trials:
         key = _params_key(trial.params)
         if trial.state == TrialState.FAIL and trial.params and key not in covered:
-            study.enqueue_trial(dict(trial.params), user_attrs={"rtml.retry_of": trial.number})
+            attrs = {"rtml.retry_of": trial.number}
+            if trial.user_attrs.get(BASELINE_ATTR):
+                attrs[BASELINE_ATTR] = True
+            study.enqueue_trial(dict(trial.params), user_attrs=attrs)
             covered.add(key)
             queued += 1
     return queued

@@ -10,6 +10,7 @@ feature is pruned.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import socket
 import tempfile
@@ -29,7 +30,7 @@ from ml.data.cache import Cache
 from ml.datasets import ExampleSets, Windows
 from ml.frameworks import FitContext, create_framework
 from ml.frameworks.base import MatrixFramework
-from ml.interrupts import as_interrupt
+from ml.interrupts import InterruptWatch
 from ml.model import Model
 from ml.reporting import part_metrics
 from ml.selection.columns import ColumnStore
@@ -45,6 +46,8 @@ RUN_ATTR = "rtml.run_id"
 WORKER_ATTR = "rtml.worker"
 WORKER = f"{socket.gethostname()}:{os.getpid()}"  # which process ran a trial
 BATCH = 100  # MLflow's limit of params (and tags) per log_batch call
+WAIT_POLL_S = 0.5
+COMPLETE, RUNNING = optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.RUNNING
 
 
 @dataclass
@@ -71,12 +74,18 @@ class Objective:
     """Optuna's objective: suggest a choice, train it (unless already evaluated), score it."""
 
     def __init__(
-        self, space: SearchSpace, data: TrialData, setup: TrialSetup, runs: TrialRuns
+        self,
+        space: SearchSpace,
+        data: TrialData,
+        setup: TrialSetup,
+        runs: TrialRuns,
+        interrupts: InterruptWatch,
     ) -> None:
         self.space = space
         self.data = data
         self.setup = setup
         self.runs = runs
+        self.interrupts = interrupts
 
     def __call__(self, trial: optuna.Trial) -> float:
         choice = self.space.suggest(trial)
@@ -87,31 +96,38 @@ class Objective:
         trial.set_user_attr(COMBINATION_ATTR, key)
         trial.set_user_attr(WORKER_ATTR, WORKER)
         trial.set_user_attr(FEATURES_ATTR, [f.name for f in subset.features])
-        earlier = _evaluated(trial.study, key)
+        earlier = _evaluated(trial.study, key, trial.number)
         if earlier is not None:
             trial.set_user_attr(DUPLICATE_ATTR, earlier.number)
             return float(earlier.value)  # type: ignore[arg-type]
-        run_id = self.runs.start(trial, choice, subset)
+        self.interrupts.check()  # Ctrl-C between trials: no new one
+        run_id: str | None = None
         started = time.perf_counter()
         try:
+            run_id = self.runs.start(trial, choice, subset)
+            trial.set_user_attr(RUN_ATTR, run_id)
             metrics = self._train(subset)
-            if self.space.metric not in metrics:
+            self.interrupts.check()  # training stopped early for Ctrl-C: not a result
+            value = metrics.get(self.space.metric)
+            if value is None:
                 raise SelectionError(
                     f"selection.metric {self.space.metric!r} is not among the trial's metrics "
                     f"({', '.join(sorted(metrics))})",
                     hint="set selection.metric to one of them",
                 )
+            metrics["trial_seconds"] = time.perf_counter() - started
+            if not math.isfinite(value):  # e.g. a custom metric undefined for this combination
+                raise optuna.TrialPruned(f"{self.space.metric} is {value}")
+            self.runs.finish(run_id, metrics)
         except BaseException as exc:
-            error = as_interrupt(exc)  # Ctrl-C inside XGBoost's callbacks is its own error
-            self.runs.fail(run_id, error)
+            error = self.interrupts.as_interrupt(exc)  # Ctrl-C inside XGBoost: its own error
+            if run_id is not None:
+                self.runs.fail(run_id, error)
             if error is not exc:
                 raise error from exc
             raise
-        metrics["trial_seconds"] = time.perf_counter() - started
-        self.runs.finish(run_id, metrics)
         trial.set_user_attr(METRICS_ATTR, metrics)
-        trial.set_user_attr(RUN_ATTR, run_id)
-        return metrics[self.space.metric]
+        return value
 
     def _train(self, subset: ModelConfig) -> dict[str, float]:
         if self.setup.framework == "xgboost" and "nthread" not in subset.xgboost.params:
@@ -153,12 +169,24 @@ class Objective:
         return metrics
 
 
-def _evaluated(study: optuna.Study, key: str) -> optuna.trial.FrozenTrial | None:
-    """The first finished trial that trained the same combination, if any."""
-    for done in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
-        if done.user_attrs.get(COMBINATION_ATTR) == key and done.value is not None:
-            return done
-    return None
+def _evaluated(study: optuna.Study, key: str, number: int) -> optuna.trial.FrozenTrial | None:
+    """The earliest finished trial that trained the same combination, if any.
+
+    When another worker is training it right now, wait for its value rather than train
+    the same thing twice (a worker that dies has its trial failed by the heartbeat).
+    """
+    while True:
+        same = [
+            t
+            for t in study.get_trials(deepcopy=False, states=(COMPLETE, RUNNING))
+            if t.user_attrs.get(COMBINATION_ATTR) == key and t.number < number
+        ]
+        done = [t for t in same if t.state == COMPLETE and t.value is not None]
+        if done:
+            return min(done, key=lambda t: t.number)
+        if not any(t.state == RUNNING and DUPLICATE_ATTR not in t.user_attrs for t in same):
+            return None
+        time.sleep(WAIT_POLL_S)
 
 
 class TrialRuns:

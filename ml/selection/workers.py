@@ -27,8 +27,7 @@ from typing import Any
 
 import optuna
 from optuna.study import MaxTrialsCallback
-from optuna.trial import FrozenTrial, TrialState
-from tqdm.auto import tqdm
+from optuna.trial import FrozenTrial
 
 from ml.config import load_config
 from ml.data.cache import Cache
@@ -38,14 +37,12 @@ from ml.datasets import Windows, call_model, example_sets
 from ml.errors import RtmlError
 from ml.frameworks import framework_class
 from ml.frameworks.base import MatrixFramework
-from ml.interrupts import watch_interrupts
+from ml.interrupts import InterruptWatch
 from ml.model import Model, create_model
 from ml.selection.columns import ColumnStore
 from ml.selection.space import SearchSpace, SelectionError
 from ml.selection.study import DONE, make_sampler, open_storage
 from ml.selection.trials import (
-    DUPLICATE_ATTR,
-    FEATURES_ATTR,
     Objective,
     TrialData,
     TrialRuns,
@@ -133,7 +130,9 @@ def run_trials(
     data: TrialData,
     study: optuna.Study,
     on_trial: Callable[[optuna.Study, FrozenTrial], None] | None = None,
+    in_worker: bool = False,
 ) -> None:
+    """Run ``job.trials`` trials (fewer when the study reaches its target or time runs out)."""
     setup = TrialSetup(
         job.framework,
         job.algorithm,
@@ -154,19 +153,27 @@ def run_trials(
     ]
     if on_trial is not None:
         callbacks.append(on_trial)
-    with watch_interrupts():
+    # Graceful: the first Ctrl-C stops the trial at its next boosting round and ends its run
+    # KILLED; in a worker, the signal its parent forwards is then ignored.
+    with InterruptWatch(graceful=True, once=in_worker) as interrupts:
+
+        def stop_after_interrupt(study: optuna.Study, _: FrozenTrial) -> None:
+            if interrupts.received:
+                study.stop()
+
         study.optimize(
-            Objective(space, data, setup, runs),
+            Objective(space, data, setup, runs, interrupts),
             n_trials=job.trials,
             timeout=job.timeout,
-            callbacks=callbacks,
+            callbacks=[*callbacks, stop_after_interrupt],
             gc_after_trial=False,
         )
+        interrupts.check()  # stopped for Ctrl-C: say so to the caller
 
 
 def worker_main(job: WorkerJob, errors: Queue[Any]) -> None:
     """A spawned worker: rebuild the data from the handoff, join the study, run its share."""
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # failures reach the parent instead
     try:
         config = load_config(Path(job.config_path))
         space = SearchSpace(config)
@@ -179,7 +186,7 @@ def worker_main(job: WorkerJob, errors: Queue[Any]) -> None:
         study = optuna.load_study(
             study_name=job.study_name, storage=open_storage(job.storage_url), sampler=sampler
         )
-        run_trials(job, space, data, study)
+        run_trials(job, space, data, study, in_worker=True)
     except KeyboardInterrupt:
         sys.exit(130)
     except BaseException as exc:
@@ -242,60 +249,3 @@ def _stop(processes: list[BaseProcess]) -> None:
         if process.is_alive():
             process.kill()
             process.join(5)
-
-
-# --- what the person watching sees ---------------------------------------------------------------
-
-
-class TrialPrinter:
-    """One line per finished trial, and a bar over the study's target."""
-
-    def __init__(self, space: SearchSpace, target: int, progress: bool) -> None:
-        self.space = space
-        self.seen: set[int] = set()
-        self.bar = tqdm(
-            total=target, desc="select", unit="trial", disable=not progress, leave=False
-        )
-
-    def update(self, study: optuna.Study) -> None:
-        finished = [
-            t
-            for t in study.get_trials(deepcopy=False)
-            if t.state in (*DONE, TrialState.FAIL) and t.number not in self.seen
-        ]
-        for trial in sorted(finished, key=lambda t: t.number):
-            self.seen.add(trial.number)
-            tqdm.write(self.line(trial), file=sys.stderr)
-            if trial.state in DONE:
-                self.bar.update(1)
-
-    def line(self, trial: FrozenTrial) -> str:
-        head = f"trial {trial.number:>3}"
-        if trial.state == TrialState.PRUNED:
-            return f"{head}  pruned: the choice leaves no feature"
-        if trial.state == TrialState.FAIL:
-            return f"{head}  failed or interrupted (a rerun runs it again)"
-        duplicate = trial.user_attrs.get(DUPLICATE_ATTR)
-        value = f"{self.space.metric} {trial.value:.4f}"
-        if duplicate is not None:
-            return f"{head}  {value}  same features as trial {duplicate}: not retrained"
-        seconds = (
-            (trial.datetime_complete - trial.datetime_start).total_seconds()
-            if trial.datetime_complete and trial.datetime_start
-            else 0.0
-        )
-        features = len(trial.user_attrs.get(FEATURES_ATTR, []))
-        choice = describe_params(trial.params)
-        return f"{head}  {value}  {choice}, {features} features ({seconds:.1f} s)"
-
-    def close(self) -> None:
-        self.bar.close()
-
-
-def describe_params(params: dict[str, Any]) -> str:
-    """'business+fit, credit_score quantiles=5' from a trial's params."""
-    if "combination" in params:
-        return str(params["combination"])
-    groups = [k.split(".", 1)[1] for k, v in params.items() if k.startswith("group.") and v]
-    buckets = [f"{k.split('.', 1)[1]} {v}" for k, v in params.items() if k.startswith("buckets.")]
-    return ", ".join(["+".join(groups) or "ungrouped only", *buckets])

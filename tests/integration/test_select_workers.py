@@ -100,3 +100,56 @@ def test_a_worker_error_stops_the_study_with_a_clear_message(
     (parent,) = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
     assert parent.info.status == "FAILED"
     assert "RUNNING" not in {r.info.status for r in runs}
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_ctrl_c_stops_every_worker_and_leaves_nothing_running(
+    small_db: str, postgres_url: str, tmp_path: Path
+) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    raw = json.loads((ROOT / "configs" / "lender_match" / "v1.json").read_text())
+    raw["source"] = {"url": small_db}
+    raw["selection"]["trials"] = 40
+    folder = tmp_path / "configs" / "lender_match"
+    folder.mkdir(parents=True)
+    (folder / "v1.json").write_text(json.dumps(raw))
+    tracking_uri = f"sqlite:///{tmp_path}/mlflow.db"
+    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri, "RTML_CACHE_DIR": str(tmp_path / "c")}
+    command = [str(Path(sys.executable).parent / "rtml"), "select", "lender_match", "--quiet"]
+    command += ["--configs-dir", str(tmp_path / "configs"), "--workers", "2"]
+    command += ["--storage", postgres_url, "--study", "stopped"]
+    # Its own process group, as a terminal's foreground job: Ctrl-C reaches every process.
+    process = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, start_new_session=True)
+    storage = open_storage(postgres_url)
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline and process.poll() is None:
+            try:
+                study = optuna.load_study(study_name="stopped", storage=storage)
+                if sum(t.state == TrialState.COMPLETE for t in study.trials) >= 2:
+                    break
+            except KeyError:
+                pass
+            time.sleep(0.2)
+        assert process.poll() is None, "select ended before it could be interrupted"
+        os.killpg(process.pid, signal.SIGINT)
+        _, stderr = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    assert process.returncode != 0
+    assert "Traceback" not in stderr.decode(), stderr.decode()[-3000:]
+    study = optuna.load_study(study_name="stopped", storage=storage)
+    assert TrialState.RUNNING not in {t.state for t in study.trials}
+    assert sum(t.state == TrialState.COMPLETE for t in study.trials) >= 2
+    client = MlflowClient(tracking_uri)
+    runs = client.search_runs(["1"], max_results=200)
+    assert "RUNNING" not in {r.info.status for r in runs}
+    (parent,) = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    assert parent.info.status == "KILLED"

@@ -43,7 +43,8 @@ def test_noise_features_are_left_out(
     # Three groups -> eight combinations; trials: 8, so every one is evaluated once.
     assert result.counts == {"complete": 8, "trained": 8, "duplicates": 0, "pruned": 0, "failed": 0}
     assert result.baseline_value is not None
-    assert result.best_value >= result.baseline_value
+    assert result.best_value >= result.baseline_value  # the acceptance point...
+    assert result.best_value > result.baseline_value  # ...and here the noise measurably hurts
     assert not set(NOISE) & set(result.features)
     assert set(NOISE) <= set(result.dropped)
     assert result.best_params == {"group.credit": True, "group.amount": True, "group.noise": False}
@@ -169,3 +170,53 @@ def test_vw_trials_train_on_their_own_example_files(
     with_lender = next(c for c in children if c.data.params["optuna.group.lender"] == "True")
     assert "state_x_lender_id" in with_lender.data.params["crosses"]
     assert all(c.data.metrics["test_auc"] > 0.7 for c in children)
+
+
+@pytest.mark.slow
+def test_listed_combinations_with_a_loss_to_minimise(
+    selection_db: str, tracking: MlflowClient, tmp_path: Path, write_config: WriteConfig
+) -> None:
+    raw = lender_match_raw(selection_db)
+    raw["selection"] = {
+        "groups": {"credit": ["credit_score", "credit_margin"], "lender": ["lender_id", "state"]},
+        "combinations": [["credit", "lender"], ["lender"], ["credit"]],
+        "metric": "test_log_loss",
+    }
+    configs = write_config(raw)
+    result = select_features(
+        "lender_match",
+        "v1",
+        SelectOptions(configs_dir=configs, storage=f"sqlite:///{tmp_path}/o.db", progress=False),
+    )
+    assert result.direction == "minimize" and result.baseline_value is None
+    children = _children(tracking, result.run_id)
+    losses = {
+        c.data.params["optuna.combination"]: c.data.metrics["test_log_loss"] for c in children
+    }
+    assert set(losses) == {"credit+lender", "lender", "credit"}
+    assert result.best_value == min(losses.values())
+    assert losses[result.best_params["combination"]] == result.best_value
+
+
+@pytest.mark.slow
+def test_a_winning_bucket_choice_is_what_rtml_train_trains(
+    selection_db: str, tracking: MlflowClient, tmp_path: Path, write_config: WriteConfig
+) -> None:
+    raw = lender_match_raw(selection_db)
+    raw["selection"] = {"buckets": {"credit_score": [{"quantiles": 3}, None]}}
+    configs = write_config(raw)
+    result = select_features(
+        "lender_match",
+        "v1",
+        SelectOptions(configs_dir=configs, storage=f"sqlite:///{tmp_path}/o.db", progress=False),
+    )
+    assert result.counts["trained"] == 3  # quantiles=10 (configured), quantiles=3, none
+    chosen = result.best_params["buckets.credit_score"]
+    selected = load_config(result.config_path)
+    expected = {"quantiles=10": 10, "quantiles=3": 3, "none": None}[chosen]
+    buckets = selected.feature("credit_score").buckets
+    assert (buckets.quantiles if buckets else None) == expected
+    trained = train_model(
+        selected, "v1-selected", TrainOptions("xgboost", "gbtree", progress=False)
+    )
+    assert trained.metrics["test_auc"] == pytest.approx(result.best_value, abs=1e-9)
