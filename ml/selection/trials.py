@@ -30,7 +30,7 @@ from ml.data.cache import Cache
 from ml.datasets import ExampleSets, Windows
 from ml.frameworks import FitContext, create_framework
 from ml.frameworks.base import MatrixFramework
-from ml.interrupts import InterruptWatch
+from ml.interrupts import InterruptWatch, stop_requested
 from ml.model import Model
 from ml.reporting import part_metrics
 from ml.selection.columns import ColumnStore
@@ -184,7 +184,8 @@ def _evaluated(study: optuna.Study, key: str, number: int) -> optuna.trial.Froze
         done = [t for t in same if t.state == COMPLETE and t.value is not None]
         if done:
             return min(done, key=lambda t: t.number)
-        if not any(t.state == RUNNING and DUPLICATE_ATTR not in t.user_attrs for t in same):
+        waiting = any(t.state == RUNNING and DUPLICATE_ATTR not in t.user_attrs for t in same)
+        if not waiting or stop_requested():
             return None
         time.sleep(WAIT_POLL_S)
 
