@@ -174,6 +174,12 @@ def _check_same(
     )
     if SPACE_ATTR not in attrs:
         raise SelectionError(f"study {name!r} exists but was not made by rtml select", hint=fix)
+    if study.direction.name.lower() != described["direction"]:
+        raise SelectionError(
+            f"study {name!r} exists and it {study.direction.name.lower()}s, but "
+            f"selection.direction is {described['direction']!r}",
+            hint=fix,
+        )
     if attrs[SPACE_ATTR] != json.loads(json.dumps(described)):
         what = _first_difference(attrs[SPACE_ATTR], described)
         raise SelectionError(

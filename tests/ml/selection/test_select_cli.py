@@ -175,3 +175,16 @@ def test_ctrl_c_keeps_finished_trials_and_a_rerun_finishes_the_study(
     parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
     assert sorted(r.info.status for r in parents) == ["FINISHED", "KILLED"]
     assert "RUNNING" not in {r.info.status for r in runs}
+
+
+@pytest.mark.slow
+def test_an_empty_study_made_elsewhere_with_the_other_direction_is_refused(
+    selection_db: str, tracking: MlflowClient, write_config: WriteConfig, tmp_path: Path
+) -> None:
+    storage = f"sqlite:///{tmp_path}/optuna.db"
+    optuna.create_study(study_name="theirs", storage=storage, direction="minimize")
+    result = _select(write_config(_small(selection_db)), "--storage", storage, "--study", "theirs")
+    assert result.exit_code == 2, result.output
+    assert "study 'theirs' exists and it minimizes, but selection.direction is 'maximize'" in (
+        result.output
+    )
