@@ -53,25 +53,10 @@ def test_mlflow_run_demo_data_entry_point(tmp_path: Path) -> None:
 @pytest.mark.integration
 @pytest.mark.slow
 def test_mlflow_run_train_entry_point(tmp_path: Path) -> None:
-    from ml.data.urls import parse_db_url
-    from ml.demo import DemoSpec, load_demo_data
 
-    load_demo_data(parse_db_url(f"sqlite:///{tmp_path}/demo.db"), DemoSpec(businesses=600))
     # retrain has no --set: give it a config folder whose source is this test's database.
-    configs = tmp_path / "configs"
-    shutil.copytree(ROOT / "configs" / "lender_match", configs / "lender_match")
-    config_path = configs / "lender_match" / "v1.json"
-    config = json.loads(config_path.read_text())
-    config["source"]["url"] = f"sqlite:///{tmp_path}/demo.db"
-    config_path.write_text(json.dumps(config))
-    tracking = f"sqlite:///{tmp_path}/mlflow.db"
+    configs, tracking, env = _demo_project(tmp_path)
     bin_dir = str(Path(sys.executable).parent)
-    env = {
-        **os.environ,
-        "MLFLOW_TRACKING_URI": tracking,
-        "RTML_CACHE_DIR": str(tmp_path / "cache"),
-        "PATH": f"{bin_dir}:{os.environ['PATH']}",
-    }
     done = subprocess.run(
         [
             f"{bin_dir}/mlflow",
@@ -132,25 +117,9 @@ def test_mlflow_run_train_entry_point(tmp_path: Path) -> None:
 @pytest.mark.integration
 @pytest.mark.slow
 def test_mlflow_run_select_entry_point(tmp_path: Path) -> None:
-    from ml.data.urls import parse_db_url
-    from ml.demo import DemoSpec, load_demo_data
-
-    load_demo_data(parse_db_url(f"sqlite:///{tmp_path}/demo.db"), DemoSpec(businesses=600))
-    configs = tmp_path / "configs"
-    shutil.copytree(ROOT / "configs" / "lender_match", configs / "lender_match")
-    config_path = configs / "lender_match" / "v1.json"
-    config = json.loads(config_path.read_text())
-    config["source"]["url"] = f"sqlite:///{tmp_path}/demo.db"
-    config_path.write_text(json.dumps(config))
-    tracking = f"sqlite:///{tmp_path}/mlflow.db"
+    configs, tracking, env = _demo_project(tmp_path)
+    env["RTML_CONFIGS_DIR"] = str(configs)
     bin_dir = str(Path(sys.executable).parent)
-    env = {
-        **os.environ,
-        "MLFLOW_TRACKING_URI": tracking,
-        "RTML_CACHE_DIR": str(tmp_path / "cache"),
-        "RTML_CONFIGS_DIR": str(configs),
-        "PATH": f"{bin_dir}:{os.environ['PATH']}",
-    }
     done = subprocess.run(
         [
             f"{bin_dir}/mlflow",
@@ -180,3 +149,27 @@ def test_mlflow_run_select_entry_point(tmp_path: Path) -> None:
     assert parent.info.status == "FINISHED" and parent.data.params["trials"] == "3"
     assert {r.info.status for r in runs} == {"FINISHED"}
     assert len(runs) - 1 == int(parent.data.metrics["trials_trained"])
+
+
+def _demo_project(tmp_path: Path) -> tuple[Path, str, dict[str, str]]:
+    """A small demo database, the lender_match configs reading it, a tracking store, and the
+    environment `mlflow run` needs: (configs folder, tracking URI, env)."""
+    from ml.data.urls import parse_db_url
+    from ml.demo import DemoSpec, load_demo_data
+
+    load_demo_data(parse_db_url(f"sqlite:///{tmp_path}/demo.db"), DemoSpec(businesses=600))
+    configs = tmp_path / "configs"
+    shutil.copytree(ROOT / "configs" / "lender_match", configs / "lender_match")
+    config_path = configs / "lender_match" / "v1.json"
+    config = json.loads(config_path.read_text())
+    config["source"]["url"] = f"sqlite:///{tmp_path}/demo.db"
+    config_path.write_text(json.dumps(config))
+    tracking = f"sqlite:///{tmp_path}/mlflow.db"
+    bin_dir = str(Path(sys.executable).parent)
+    env = {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": tracking,
+        "RTML_CACHE_DIR": str(tmp_path / "cache"),
+        "PATH": f"{bin_dir}:{os.environ['PATH']}",
+    }
+    return configs, tracking, env

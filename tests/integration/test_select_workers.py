@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import optuna
 import pytest
@@ -24,19 +25,25 @@ def small_db(tmp_path_factory: pytest.TempPathFactory) -> str:
     return demo_sqlite(tmp_path_factory, businesses=1500, seed=21)
 
 
+def _configs(tmp_path: Path, db: str, **selection: Any) -> Path:
+    """The demo config on ``db`` with ``selection`` settings, in <tmp>/configs; returns it."""
+    raw = json.loads((ROOT / "configs" / "lender_match" / "v1.json").read_text())
+    raw["source"] = {"url": db}
+    raw["xgboost"]["num_boost_round"] = 60
+    raw["selection"].update(selection)
+    folder = tmp_path / "configs" / "lender_match"
+    folder.mkdir(parents=True)
+    (folder / "v1.json").write_text(json.dumps(raw))
+    return tmp_path / "configs"
+
+
 @pytest.mark.integration
 @pytest.mark.slow
 def test_two_workers_share_a_study_and_run_exactly_the_requested_trials(
     small_db: str, postgres_url: str, tracking: MlflowClient, tmp_path: Path
 ) -> None:
-    raw = json.loads((ROOT / "configs" / "lender_match" / "v1.json").read_text())
-    raw["source"] = {"url": small_db}
-    raw["xgboost"]["num_boost_round"] = 60
     # 6 groups and a bucket choice: 256 combinations, so TPE samples (with the constant liar).
-    raw["selection"]["trials"] = 7
-    folder = tmp_path / "configs" / "lender_match"
-    folder.mkdir(parents=True)
-    (folder / "v1.json").write_text(json.dumps(raw))
+    configs = _configs(tmp_path, small_db, trials=7)
 
     result = select_features(
         "lender_match",
@@ -44,7 +51,7 @@ def test_two_workers_share_a_study_and_run_exactly_the_requested_trials(
         SelectOptions(
             workers=2,
             storage=postgres_url,
-            configs_dir=tmp_path / "configs",
+            configs_dir=configs,
             progress=False,
             seed=3,
         ),
@@ -82,15 +89,10 @@ def test_a_worker_error_stops_the_study_with_a_clear_message(
 
     from entrypoints.cli import cli
 
-    raw = json.loads((ROOT / "configs" / "lender_match" / "v1.json").read_text())
-    raw["source"] = {"url": small_db}
-    raw["selection"]["metric"] = "test_nope"  # no trial can report it
-    folder = tmp_path / "configs" / "lender_match"
-    folder.mkdir(parents=True)
-    (folder / "v1.json").write_text(json.dumps(raw))
+    configs = _configs(tmp_path, small_db, metric="test_nope")  # no trial can report it
     result = CliRunner().invoke(
         cli,
-        ["select", "lender_match", "--configs-dir", str(tmp_path / "configs"), "--quiet"]
+        ["select", "lender_match", "--configs-dir", str(configs), "--quiet"]
         + ["--workers", "2", "--storage", postgres_url, "--trials", "4"],
     )
     assert result.exit_code == 2, result.output
@@ -113,16 +115,11 @@ def test_ctrl_c_stops_every_worker_and_leaves_nothing_running(
     import sys
     import time
 
-    raw = json.loads((ROOT / "configs" / "lender_match" / "v1.json").read_text())
-    raw["source"] = {"url": small_db}
-    raw["selection"]["trials"] = 40
-    folder = tmp_path / "configs" / "lender_match"
-    folder.mkdir(parents=True)
-    (folder / "v1.json").write_text(json.dumps(raw))
+    configs = _configs(tmp_path, small_db, trials=40)
     tracking_uri = f"sqlite:///{tmp_path}/mlflow.db"
     env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri, "RTML_CACHE_DIR": str(tmp_path / "c")}
     command = [str(Path(sys.executable).parent / "rtml"), "select", "lender_match", "--quiet"]
-    command += ["--configs-dir", str(tmp_path / "configs"), "--workers", "2"]
+    command += ["--configs-dir", str(configs), "--workers", "2"]
     command += ["--storage", postgres_url, "--study", "stopped"]
     # Its own process group, as a terminal's foreground job: Ctrl-C reaches every process.
     process = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, start_new_session=True)
