@@ -21,25 +21,10 @@ def test_mlflow_run_demo_data_entry_point(tmp_path: Path) -> None:
     tracking = f"sqlite:///{tmp_path}/mlflow.db"
     bin_dir = str(Path(sys.executable).parent)
     env = {**os.environ, "MLFLOW_TRACKING_URI": tracking, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
-    done = subprocess.run(
-        [
-            f"{bin_dir}/mlflow",
-            "run",
-            str(ROOT),
-            "-e",
-            "demo_data",
-            "--env-manager",
-            "local",
-            "-P",
-            f"db=sqlite:///{tmp_path}/demo.db",
-            "-P",
-            "businesses=200",
-            "-P",
-            "seed=5",
-        ],
+    done = _mlflow_run(
+        "demo_data",
+        [f"db=sqlite:///{tmp_path}/demo.db", "businesses=200", "seed=5"],
         env=env,
-        capture_output=True,
-        text=True,
         timeout=300,
     )
     assert done.returncode == 0, done.stderr[-2000:]
@@ -53,29 +38,12 @@ def test_mlflow_run_demo_data_entry_point(tmp_path: Path) -> None:
 @pytest.mark.integration
 @pytest.mark.slow
 def test_mlflow_run_train_entry_point(tmp_path: Path) -> None:
-
     # retrain has no --set: give it a config folder whose source is this test's database.
     configs, tracking, env = _demo_project(tmp_path)
-    bin_dir = str(Path(sys.executable).parent)
-    done = subprocess.run(
-        [
-            f"{bin_dir}/mlflow",
-            "run",
-            str(ROOT),
-            "-e",
-            "train",
-            "--env-manager",
-            "local",
-            "-P",
-            "model=lender_match",
-            "-P",
-            "framework=vw",
-            "-P",
-            f"set=source.url=sqlite:///{tmp_path}/demo.db",
-        ],
+    done = _mlflow_run(
+        "train",
+        ["model=lender_match", "framework=vw", f"set=source.url=sqlite:///{tmp_path}/demo.db"],
         env=env,
-        capture_output=True,
-        text=True,
         timeout=600,
     )
     assert done.returncode == 0, done.stderr[-3000:]
@@ -89,23 +57,10 @@ def test_mlflow_run_train_entry_point(tmp_path: Path) -> None:
     assert run.data.metrics["test_auc"] > 0.7
 
     # The retrain entry point: recent windows, register, gate (no champion yet), alias.
-    retrained = subprocess.run(
-        [
-            f"{bin_dir}/mlflow",
-            "run",
-            str(ROOT),
-            "-e",
-            "retrain",
-            "--env-manager",
-            "local",
-            "-P",
-            "model=lender_match",
-            "-P",
-            "as_of=2026-12-01",
-        ],
+    retrained = _mlflow_run(
+        "retrain",
+        ["model=lender_match", "as_of=2026-12-01"],
         env={**env, "RTML_CONFIGS_DIR": str(configs)},
-        capture_output=True,
-        text=True,
         timeout=600,
     )
     assert retrained.returncode == 0, retrained.stderr[-3000:]
@@ -119,25 +74,8 @@ def test_mlflow_run_train_entry_point(tmp_path: Path) -> None:
 def test_mlflow_run_select_entry_point(tmp_path: Path) -> None:
     configs, tracking, env = _demo_project(tmp_path)
     env["RTML_CONFIGS_DIR"] = str(configs)
-    bin_dir = str(Path(sys.executable).parent)
-    done = subprocess.run(
-        [
-            f"{bin_dir}/mlflow",
-            "run",
-            str(ROOT),
-            "-e",
-            "select",
-            "--env-manager",
-            "local",
-            "-P",
-            "trials=3",
-            "-P",
-            f"storage=sqlite:///{tmp_path}/optuna.db",
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
+    done = _mlflow_run(
+        "select", ["trials=3", f"storage=sqlite:///{tmp_path}/optuna.db"], env=env, timeout=600
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert "train it             rtml train lender_match --version v1-selected" in done.stdout
@@ -149,6 +87,17 @@ def test_mlflow_run_select_entry_point(tmp_path: Path) -> None:
     assert parent.info.status == "FINISHED" and parent.data.params["trials"] == "3"
     assert {r.info.status for r in runs} == {"FINISHED"}
     assert len(runs) - 1 == int(parent.data.metrics["trials_trained"])
+
+
+def _mlflow_run(
+    entry: str, params: list[str], env: dict[str, str], timeout: int
+) -> subprocess.CompletedProcess[str]:
+    """`mlflow run` of this project's entry point with ``-P`` params, in the local env."""
+    command = [str(Path(sys.executable).parent / "mlflow"), "run", str(ROOT), "-e", entry]
+    command += ["--env-manager", "local"]
+    for param in params:
+        command += ["-P", param]
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout)
 
 
 def _demo_project(tmp_path: Path) -> tuple[Path, str, dict[str, str]]:
